@@ -1,0 +1,144 @@
+"""Particle chunks `output/snapdir_NNN/snap_NNN.K.hdf5`: names, dtypes, header, slice reads.
+
+A snapshot is read as one global PartType1 index space spread over chunk files; `ChunkedParticles`
+maps a global slice onto the chunks it touches and reads only those rows, keeping the file handles
+open so repeated halo loads do not reopen files.
+"""
+import bisect
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from deephalo_core.errors import DataError
+
+DM = "PartType1"
+
+# PartType1 datasets: dtype and shape after the particle axis (tng-format.md).
+PARTICLE_FIELDS = {
+    "Coordinates": (np.float64, (3,)),
+    "Velocities": (np.float32, (3,)),
+    "ParticleIDs": (np.uint64, ()),
+    "Potential": (np.float32, ()),
+    "SubfindDensity": (np.float32, ()),
+    "SubfindDMDensity": (np.float32, ()),
+    "SubfindHsml": (np.float32, ()),
+    "SubfindVelDisp": (np.float32, ()),
+}
+SUBFIND_FIELDS = ("SubfindDensity", "SubfindDMDensity", "SubfindHsml", "SubfindVelDisp")
+
+
+def snapdir(output_dir: Path, snap: int) -> Path:
+    return Path(output_dir) / f"snapdir_{snap:03d}"
+
+
+def chunk_path(output_dir: Path, snap: int, chunk: int) -> Path:
+    return snapdir(output_dir, snap) / f"snap_{snap:03d}.{chunk}.hdf5"
+
+
+def open_hdf5(path: Path, what: str) -> h5py.File:
+    """h5py.File(path, 'r'), with a DataError naming the file when it is not readable HDF5."""
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError as exc:
+        raise DataError(f"{what} {path} does not exist; the snapshot is incomplete: copy or "
+                        "regenerate the missing file") from exc
+    except OSError as exc:
+        raise DataError(f"{what} {path} cannot be read as HDF5 ({exc}); it is probably truncated "
+                        "or corrupt: download or regenerate it") from exc
+
+
+def total_count(header_attrs, part_type: int = 1) -> int:
+    """NumPart_Total + (NumPart_Total_HighWord << 32) for one particle type."""
+    total = int(np.asarray(header_attrs["NumPart_Total"])[part_type])
+    if "NumPart_Total_HighWord" in header_attrs:
+        total += int(np.asarray(header_attrs["NumPart_Total_HighWord"])[part_type]) << 32
+    return total
+
+
+class ChunkedParticles:
+    """PartType1 of a chunked snapshot, read by global index ranges."""
+
+    def __init__(self, output_dir: Path, snap: int, chunk_starts: np.ndarray | None = None):
+        self.output_dir = Path(output_dir)
+        self.snap = snap
+        first = open_hdf5(chunk_path(output_dir, snap, 0), "snapshot chunk")
+        self._files = {0: first}
+        self._datasets = {}
+        if "Header" not in first:
+            raise DataError(f"snapshot chunk {first.filename} has no /Header group; it is not a "
+                            "TNG snapshot chunk")
+        self.header_attrs = dict(first["Header"].attrs)
+        self.n_chunks = int(self.header_attrs.get("NumFilesPerSnapshot", 1))
+        self.n_particles = total_count(self.header_attrs)
+        if chunk_starts is None:
+            counts = [int(self._file(k)["Header"].attrs["NumPart_ThisFile"][1])
+                      for k in range(self.n_chunks)]
+            chunk_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+            if sum(counts) != self.n_particles:
+                raise DataError(
+                    f"snapshot {snapdir(output_dir, snap)}: its chunks hold {sum(counts)} "
+                    f"PartType1 particles but the header says {self.n_particles}; a chunk is "
+                    "missing or from another snapshot: regenerate or re-download it")
+        self.chunk_starts = np.asarray(chunk_starts, dtype=np.int64).reshape(self.n_chunks)
+        self.chunk_ends = np.append(self.chunk_starts[1:], self.n_particles)
+        self._bounds = (self.chunk_starts.tolist(), self.chunk_ends.tolist())
+        self.fields = self._field_info()
+
+    def _file(self, k: int) -> h5py.File:
+        f = self._files.get(k)
+        if f is None:
+            f = self._files[k] = open_hdf5(chunk_path(self.output_dir, self.snap, k),
+                                           "snapshot chunk")
+        return f
+
+    def _dataset(self, k: int, field: str) -> h5py.Dataset:
+        """PartType1/field of chunk k; cached: h5py name lookups cost more than small reads."""
+        ds = self._datasets.get((k, field))
+        if ds is None:
+            ds = self._datasets[(k, field)] = self._file(k)[DM][field]
+        return ds
+
+    def _field_info(self) -> dict:
+        """name -> (dtype, tail shape) of each PartType1 dataset, from the first non-empty chunk."""
+        for k in range(self.n_chunks):
+            if self.chunk_ends[k] > self.chunk_starts[k]:
+                f = self._file(k)
+                if DM not in f:
+                    raise DataError(f"snapshot chunk {f.filename} should hold PartType1 particles "
+                                    "(NumPart_ThisFile) but has no /PartType1 group")
+                return {name: (ds.dtype, ds.shape[1:]) for name, ds in f[DM].items()}
+        return {}
+
+    def read(self, field: str, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of PartType1/field, reading only the chunks that hold them."""
+        if field not in self.fields:
+            raise DataError(f"snapshot {snapdir(self.output_dir, self.snap)} has no PartType1/"
+                            f"{field}; it has {sorted(self.fields)}")
+        pieces = []
+        starts, ends = self._bounds  # plain ints: numpy scalars cost more than small reads here
+        for k in range(bisect.bisect_right(ends, start), self.n_chunks):
+            lo, hi = max(start, starts[k]), min(stop, ends[k])
+            if lo >= stop:
+                break
+            if hi <= lo:
+                continue
+            try:
+                # Plain slicing takes h5py's fast path; read_direct costs ~10x more per call.
+                pieces.append(self._dataset(k, field)[lo - starts[k]:hi - starts[k]])
+            except (OSError, KeyError) as exc:
+                raise DataError(f"reading PartType1/{field} rows {lo}..{hi} from "
+                                f"{self._file(k).filename} failed ({exc}); the chunk is probably "
+                                "truncated or corrupt: download or regenerate it") from exc
+        if len(pieces) == 1:
+            return pieces[0]
+        if not pieces:
+            dtype, tail = self.fields[field]
+            return np.empty((0,) + tuple(tail), dtype=dtype)
+        return np.concatenate(pieces)
+
+    def close(self):
+        self._datasets = {}
+        for f in self._files.values():
+            f.close()
+        self._files = {}

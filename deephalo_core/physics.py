@@ -23,12 +23,17 @@ def spherical_overdensity(radii: np.ndarray, particle_mass: float, delta: float 
     return float(enclosed[i]), float(r[i])
 
 
-def circular_velocity_peak(radii: np.ndarray, particle_mass: float) -> tuple[float, float]:
-    """(Vmax [km/s], radius of Vmax [ckpc/h]) from the enclosed-mass curve sqrt(G M(<r) / r)."""
+def circular_velocity_peak(radii: np.ndarray, particle_mass: float,
+                           min_radius: float = 0.0) -> tuple[float, float]:
+    """(Vmax [km/s], radius of Vmax [ckpc/h]) from the enclosed-mass curve sqrt(G M(<r) / r).
+
+    Particles inside `min_radius` (e.g. the softening length, where the curve is not resolved, and
+    the centre particle itself at r = 0) count in M(<r) but cannot be the peak."""
     r = np.sort(np.asarray(radii, dtype=np.float64))
     if r.size == 0:
         return 0.0, 0.0
     v = np.sqrt(G * particle_mass * np.arange(1, r.size + 1) / np.maximum(r, 1e-12))
+    v[r < max(min_radius, 1e-12)] = 0.0
     i = int(np.argmax(v))
     return float(v[i]), float(r[i])
 

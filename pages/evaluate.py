@@ -1,0 +1,71 @@
+"""Evaluate: the evaluation CLI's metrics for chosen models and baselines on one split."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from deephalo_core import runs, sources
+from deephalo_core.errors import DataError
+from explorer_app import require_navigation
+
+require_navigation()
+st.title("Evaluate")
+state = st.session_state
+source_key = state.get("source_key")
+if source_key is None:
+    st.error(state.get("source_error") or "No data source is open: pick one in the sidebar.")
+    st.stop()
+if source_key[0] == sources.CUTOUT:
+    st.info("A cutout is a single halo without a train/val/test split: evaluate on the embedded "
+            "snapshot or a TNG simulation path.")
+    st.stop()
+
+SCORES = ["ari", "pq", "sq", "rq", "matched_iou", "completeness_100", "purity_100", "primary_iou"]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def evaluate(spec: str, mtime: float, data_path: str, split: str) -> dict:
+    from deephalo_core.evaluate import evaluate as run
+
+    return run(data_path, spec, split=split, progress=False)
+
+
+choices = runs.model_choices()
+labels = dict((spec, label) for label, spec in choices)
+default_pick = [s for s in (state.get("model_spec"), "all-primary", "hdbscan") if s in labels]
+if "eval_models" in state:  # a kept choice may name a run that is gone
+    state["eval_models"] = [spec for spec in state["eval_models"] if spec in labels]
+with st.form("evaluate"):
+    picked = st.multiselect("Models and baselines", list(labels), default=list(dict.fromkeys(default_pick)),
+                            format_func=labels.get, key="eval_models")
+    split = st.selectbox("Split", ["test", "val", "train", "all"], key="eval_split")
+    go = st.form_submit_button("Evaluate", type="primary")
+
+if go:
+    state["eval_request"] = (tuple(picked), split)
+request = state.get("eval_request")
+if not request:
+    st.info("Choose models and a split, then press Evaluate. Results are cached per model, data and split.")
+    st.stop()
+
+rows = []
+for spec in request[0]:
+    try:
+        with st.spinner(f"Evaluating {labels.get(spec, spec)} on the {request[1]} split ..."):
+            result = evaluate(spec, runs.model_mtime(spec), source_key[1], request[1])
+    except (DataError, FileNotFoundError) as err:
+        st.error(f"{labels.get(spec, spec)}: {err}")
+        continue
+    rows.append({"model": labels.get(spec, spec), **{k: result.get(k) for k in
+                 ["n_halos", "n_particles", *SCORES, "seconds"]}})
+if not rows:
+    st.stop()
+
+table = pd.DataFrame(rows)
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={k: st.column_config.NumberColumn(format="%.3f") for k in SCORES + ["seconds"]})
+long = table.melt("model", [s for s in SCORES if s in table], var_name="metric", value_name="value")
+st.altair_chart(alt.Chart(long).mark_bar().encode(
+    x=alt.X("metric:N", title=None), xOffset="model:N", y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1])),
+    color=alt.Color("model:N", title=None)), width="stretch")
+st.caption("Means over the halos of the split; seconds is the wall time of inference, graph building included.")

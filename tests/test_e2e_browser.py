@@ -1,0 +1,213 @@
+"""End to end in real headless Chromium: the app serves, Compare draws both 3D views with metrics,
+and a one-epoch training run launched from the Train page finishes.
+
+Needs Debian's chromium at /usr/bin/chromium (the README's test command installs it). Without it
+this test fails, loudly: it is never skipped.
+
+Set DEEPHALO_E2E_SHOTS=DIR to keep the screenshots, DEEPHALO_E2E_GROUPS=N for a bigger snapshot,
+DEEPHALO_E2E_MODEL=SPEC for another model on Compare (default hdbscan); the time from selecting the
+largest halo to both views drawn is printed.
+"""
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--no-first-run", "--disable-quic"]
+READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: the browser test needs Debian's chromium. Install it with "
+                    "`apt-get install -y chromium chromium-driver` (the README's test command does this)")
+    home = tmp_path_factory.mktemp("e2e-home")
+    env = dict(os.environ, DEEPHALO_HOME=str(home),
+               DEEPHALO_EMBEDDED_GROUPS=os.environ.get("DEEPHALO_E2E_GROUPS", "8"))
+    # make the embedded snapshot first, so the browser's timings measure the app, not generation
+    made = subprocess.run([sys.executable, "-c", "from deephalo_core import sources; print(sources.ensure_embedded())"],
+                          env=env, cwd=REPO, check=True, timeout=600, capture_output=True, text=True)
+    snapshot = Path(made.stdout.strip().splitlines()[-1])
+    port = free_port()
+    log = open(home / "server.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "explorer_app.py", "--server.port", str(port),
+         "--server.address", "localhost", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"the app did not start:\n{(home / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield url, home, snapshot
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def shots_dir(tmp_path) -> Path:
+    wanted = os.environ.get("DEEPHALO_E2E_SHOTS")
+    out = Path(wanted) if wanted else tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def drawn_fraction(png: bytes) -> float:
+    """Share of pixels that differ from the image's dominant (background) colour."""
+    from PIL import Image
+
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3).astype(int)
+    colours, counts = np.unique(image, axis=0, return_counts=True)
+    background = colours[np.argmax(counts)]
+    return float(np.mean(np.abs(image - background).sum(axis=1) > 40))
+
+
+def scene_sizes(page) -> list[int]:
+    frames = page.locator("iframe#stpyvistaframe")
+    return [frames.nth(i).evaluate("el => el.srcdoc.length") for i in range(frames.count())]
+
+
+def wait_views_drawn(page, timeout_s: float, previous: list[int] | None = None) -> list[float]:
+    """Wait for both stpyvista iframes to show drawn points (new scenes, when `previous` scene
+    sizes are given); return their drawn fractions."""
+    deadline = time.monotonic() + timeout_s
+    fractions = []
+    while time.monotonic() < deadline:
+        frames = page.locator("iframe#stpyvistaframe")
+        if frames.count() == 2 and (previous is None or all(
+                a != b for a, b in zip(scene_sizes(page), previous))):
+            fractions = []
+            for i in range(2):
+                frame = frames.nth(i).content_frame
+                canvas = frame.locator("canvas")
+                if canvas.count() == 0:
+                    break
+                box = frames.nth(i).bounding_box()
+                if not box or box["height"] < 50:
+                    break
+                fractions.append(drawn_fraction(frames.nth(i).screenshot()))
+            if len(fractions) == 2 and min(fractions) > 0.002:
+                return fractions
+        time.sleep(0.25)
+    raise AssertionError(f"the two 3D views were not drawn within {timeout_s:.0f} s "
+                         f"(drawn fractions {fractions})")
+
+
+def test_compare_draws_both_views_and_training_runs(app_url, browser, tmp_path):
+    from deephalo_core.data import open_simulation
+
+    url, home, snapshot = app_url
+    model = os.environ.get("DEEPHALO_E2E_MODEL", "hdbscan")
+    halos = open_simulation(snapshot).halos.sort_values("n_particles")
+    small, largest = halos.iloc[len(halos) // 2], halos.iloc[-1]
+    out = shots_dir(tmp_path)
+    page = browser.new_page(viewport={"width": 1600, "height": 2200})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    # A shared link straight to Compare on a fresh server: the sidebar's choices come from the URL.
+    page.goto(f"{url}/compare?model={model}&halo={int(small.group_id)}", wait_until="domcontentloaded")
+    wait_views_drawn(page, timeout_s=240)
+    page.get_by_text(f"segmented {int(small.n_particles):,} particles").wait_for(timeout=60_000)
+    page.wait_for_selector(READY, timeout=60_000)
+
+    # Select the largest halo and time it until both views show it.
+    before = scene_sizes(page)
+    page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").first.click()
+    started = time.monotonic()
+    page.get_by_role("option", name=f"group {int(largest.group_id)} ({int(largest.n_particles):,} particles)").click()
+    page.get_by_text(f"segmented {int(largest.n_particles):,} particles").wait_for(timeout=240_000)
+    fractions = wait_views_drawn(page, timeout_s=240, previous=before)
+    elapsed = time.monotonic() - started
+    print(f"\n[e2e] halo selection to both views drawn: largest halo, group {int(largest.group_id)}, "
+          f"{int(largest.n_particles):,} particles, {model}, {len(halos)} groups: {elapsed:.1f} s; "
+          f"drawn fractions {[round(f, 3) for f in fractions]}")
+    page.get_by_text("This halo, subhalo by subhalo").wait_for(timeout=60_000)
+    metrics = page.locator("[data-testid='stMetric']")
+    labels = " ".join(metrics.all_inner_texts())
+    assert "ARI" in labels and "PQ" in labels and "Subhalos found / expected" in labels
+    assert re.search(r"\d+ / \d+", labels)
+    page.wait_for_selector(READY, timeout=60_000)
+    time.sleep(1.0)  # let vtk.js finish its first frame before the screenshot
+    page.screenshot(path=str(out / "compare.png"), full_page=True)
+    assert f"halo={int(largest.group_id)}" in page.url and f"model={model}" in page.url  # shareable
+    # downloads: a PNG of a view (rendered off-screen on the server) and the predicted labels
+    with page.expect_download(timeout=120_000) as png:
+        page.get_by_role("button", name="PNG of this view").first.click()
+    png_bytes = Path(png.value.path()).read_bytes()
+    assert png_bytes[:8] == b"\x89PNG\r\n\x1a\n" and drawn_fraction(png_bytes) > 0.01
+    with page.expect_download(timeout=60_000) as csv:
+        page.get_by_role("button", name="Predicted labels (CSV)").click()
+    rows = Path(csv.value.path()).read_text().splitlines()
+    assert rows[0].startswith("particle_id,") and len(rows) == int(largest.n_particles) + 1
+
+    # The Halos page lists the snapshot.
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector(READY, timeout=120_000)
+    page.get_by_text("Halo mass function").wait_for(timeout=60_000)
+    page.screenshot(path=str(out / "halos.png"), full_page=True)
+
+    # Train: one epoch from the form, run in the background, watched until it finishes.
+    page.goto(f"{url}/train", wait_until="domcontentloaded")
+    page.wait_for_selector(READY, timeout=60_000)
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Points cap per halo").fill("2000")
+    page.get_by_role("button", name="Launch").click()
+    page.get_by_text(re.compile(r"Started run")).wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"^Run .*: (finished|failed|stopped)$")).first.wait_for(timeout=420_000)
+    page.wait_for_selector(READY, timeout=60_000)  # the whole page reruns once the run ends
+    time.sleep(1.0)
+    page.screenshot(path=str(out / "train.png"), full_page=True)
+    heading = page.get_by_text(re.compile(r"^Run .*: (finished|failed|stopped)$")).first.inner_text()
+    run_dirs = [p for p in (home / "runs").iterdir() if p.is_dir()]
+    assert heading.endswith("finished"), f"{heading}\n{(run_dirs[0] / 'train.log').read_text()[-3000:]}"
+    assert len(run_dirs) == 1 and (run_dirs[0] / "best.pt").exists()
+    # the finished run's checkpoint is now a model the sidebar offers
+    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name=re.compile(f"Run {run_dirs[0].name}")).wait_for(timeout=30_000)
+    page.keyboard.press("Escape")
+    assert not errors, errors
+    page.close()
+    if not os.environ.get("DEEPHALO_E2E_SHOTS"):
+        shutil.rmtree(out, ignore_errors=True)

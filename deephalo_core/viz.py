@@ -14,6 +14,13 @@ import tempfile
 import numpy as np
 import pandas as pd
 
+# trame-vtklocal (a dependency of trame-pyvista) fetches a VTK WebAssembly bundle from the internet
+# whenever a scene is exported; the HTML export stpyvista uses does not need it, and nothing here may
+# download at run time. An existing, empty override directory makes it skip the fetch.
+_NO_VTK_WASM = os.path.join(tempfile.gettempdir(), "deephalo-no-vtk-wasm")
+os.makedirs(_NO_VTK_WASM, exist_ok=True)
+os.environ.setdefault("VTK_WASM_DIR_OVERRIDE", _NO_VTK_WASM)
+
 FUZZ_COLOUR = (150, 150, 150)
 BACKGROUND = "#10131a"
 

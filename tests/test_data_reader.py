@@ -242,10 +242,23 @@ def test_extra_fields_and_available(root):
 
 
 def test_load_reads_only_the_halo_slice(root, monkeypatch):
+    """Every byte a halo load reads, through h5py or straight from the file (contiguous datasets
+    are read with os.preadv), belongs to the halo's rows of the four core fields."""
+    import os
+
     with open_simulation(root) as sim:
         sim.halos  # the table comes from the catalog only
         reads = []
         original_getitem, original_direct = h5py.Dataset.__getitem__, h5py.Dataset.read_direct
+        original_preadv = os.preadv
+        extents = []  # (path, first byte, end byte, dataset name, bytes per row) of each dataset
+        for path in sorted((root / "output" / "snapdir_099").glob("snap_099.*.hdf5")):
+            with h5py.File(path, "r") as f:
+                for name, ds in f["PartType1"].items():
+                    if ds.id.get_offset() is not None:
+                        row = ds.dtype.itemsize * int(np.prod(ds.shape[1:]))
+                        extents.append((os.path.realpath(path), ds.id.get_offset(),
+                                        ds.id.get_offset() + ds.shape[0] * row, ds.name, row))
 
         def spy_getitem(self, args, *rest, **kw):
             reads.append((self.name, args))
@@ -255,8 +268,19 @@ def test_load_reads_only_the_halo_slice(root, monkeypatch):
             reads.append((self.name, source_sel))
             return original_direct(self, dest, source_sel, dest_sel)
 
+        def spy_preadv(fd, buffers, offset, *rest):
+            got = original_preadv(fd, buffers, offset, *rest)
+            path = os.path.realpath(f"/proc/self/fd/{fd}")
+            hits = [e for e in extents if e[0] == path and e[1] <= offset and offset + got <= e[2]]
+            assert len(hits) == 1, f"read of {got} bytes at {offset} is in no single dataset"
+            _, first, _, name, row = hits[0]
+            assert (offset - first) % row == 0 and got % row == 0
+            reads.append((name, slice((offset - first) // row, (offset - first + got) // row)))
+            return got
+
         monkeypatch.setattr(h5py.Dataset, "__getitem__", spy_getitem)
         monkeypatch.setattr(h5py.Dataset, "read_direct", spy_direct)
+        monkeypatch.setattr(os, "preadv", spy_preadv)
         sim.load_halo(1)
     rows = {}
     for name, sel in reads:

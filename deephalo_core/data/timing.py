@@ -2,6 +2,11 @@
 `snapshot.loadHalo` for the same fields, and a raw h5py slice of the same bytes.
 
     python -c "from deephalo_core.data.timing import time_load_halo as t; print(t('SIM', 0))"
+
+The readers take turns within each repeat (in a rotating order) so that they share the machine's
+state of the moment: on a busy machine, timing one reader's repeats after another's measures the
+load on the machine as much as the reader. Each repeat times a batch of loads long enough
+(`min_batch_s`) for the clock and the scheduler not to dominate a small halo's ~20 us.
 """
 import time
 
@@ -13,22 +18,42 @@ from deephalo_core.data.snapshot import DM, chunk_path
 from deephalo_core.errors import DataError
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm: first touch of files and page cache
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def _batch_size(fn, min_batch_s: float) -> int:
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-7)
+    return max(1, min(1000, int(np.ceil(min_batch_s / once))))
+
+
+def compare_timings(readers: dict, repeats: int = 7, min_batch_s: float = 0.002) -> dict:
+    """Median seconds per call of each zero-argument function in `readers`, measured in turns.
+
+    Each function runs once first (warm: files, page cache, allocator), then `repeats` rounds in
+    which every function times a batch of calls; the order rotates from round to round.
+    """
+    names = list(readers)
+    for fn in readers.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    batch = {name: _batch_size(readers[name], min_batch_s) for name in names}
+    times = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn, n = readers[name], batch[name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times[name].append((time.perf_counter() - t0) / n)
+    return {name: float(np.median(values)) for name, values in times.items()}
 
 
-def time_load_halo(sim_path, group_id: int, repeats: int = 7, snap: int = 99) -> dict:
+def time_load_halo(sim_path, group_id: int, repeats: int = 7, snap: int = 99,
+                   min_batch_s: float = 0.002) -> dict:
     """Median seconds per load of one halo's Coordinates, Velocities, ParticleIDs, Potential by
     each reader, and our time as a ratio of theirs. Needs a chunked snapshot (not a cutout)."""
     import illustris_python as il
 
     sim = open_simulation(sim_path, snap)
+    files = []
     try:
         if sim.kind != "snapshot":
             raise DataError(f"time_load_halo needs a chunked snapshot; {sim_path} is a {sim.kind}")
@@ -48,18 +73,17 @@ def time_load_halo(sim_path, group_id: int, repeats: int = 7, snap: int = 99) ->
         def raw():  # keeps what it read, as any reader returning the fields must
             return [dataset[rows] for dataset, rows in raw_reads]
 
-        result = {
-            "group_id": int(group_id), "n_particles": stop - start,
-            "ours_s": _median_seconds(lambda: sim.load_halo(group_id), repeats),
-            "illustris_s": _median_seconds(
-                lambda: il.snapshot.loadHalo(str(output), snap, int(group_id), "dm", fields),
-                repeats),
-            "raw_h5py_s": _median_seconds(raw, repeats),
-        }
+        medians = compare_timings({
+            "ours_s": lambda: sim.load_halo(group_id),
+            "illustris_s": lambda: il.snapshot.loadHalo(str(output), snap, int(group_id), "dm",
+                                                        fields),
+            "raw_h5py_s": raw,
+        }, repeats=repeats, min_batch_s=min_batch_s)
+    finally:
         for f in files:
             f.close()
-    finally:
         sim.close()
+    result = {"group_id": int(group_id), "n_particles": stop - start, **medians}
     result["ratio_vs_illustris"] = result["ours_s"] / result["illustris_s"]
     result["ratio_vs_raw"] = result["ours_s"] / result["raw_h5py_s"]
     return result

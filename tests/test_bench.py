@@ -1,0 +1,70 @@
+"""`python -m deephalo_core bench --quick`: every figure present as a positive ratio, JSON written."""
+import json
+import math
+
+import pytest
+
+from deephalo_core import bench, train
+
+
+def positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_sim_dir, tmp_path_factory):
+    """A one-epoch default-architecture model: the bench times it, its quality is irrelevant."""
+    home = tmp_path_factory.mktemp("bench-model")
+    run = home / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEEPHALO_HOME", str(home))  # the feature cache stays out of the repository
+        assert train.main(["--data", str(small_sim_dir), "--model", "offset-cluster",
+                           "--out", str(run), "--epochs", "1", "--max-halos", "2",
+                           "--no-progress"]) == 0
+    return run
+
+
+def test_bench_quick_writes_all_ratios(small_sim_dir, checkpoint, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DEEPHALO_HOME", str(tmp_path / "home"))
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--data", str(small_sim_dir), "--model", str(checkpoint),
+                       "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert set(r) >= {"machine", "data", "halo_load", "inference", "training", "app"}
+    assert r["machine"]["cores"] >= 1 and r["data"]["n_groups"] == 12
+    for name in ("largest", "typical"):
+        load = r["halo_load"][name]
+        for key in ("ours_s", "illustris_s", "raw_h5py_s", "ratio_vs_illustris", "ratio_vs_raw"):
+            assert positive(load[key]), (name, key, load[key])
+        assert load["ratio_vs_raw"] == pytest.approx(load["ours_s"] / load["raw_h5py_s"])
+    assert r["halo_load"]["largest"]["n_particles"] > r["halo_load"]["typical"]["n_particles"]
+    inf = r["inference"]
+    for key in ("default_particles_per_s", "hdbscan_particles_per_s", "speedup_vs_hdbscan"):
+        assert positive(inf[key]), (key, inf[key])
+    assert inf["speedup_vs_hdbscan"] == pytest.approx(inf["hdbscan_s"] / inf["default_s"])
+    tr = r["training"]
+    for key in ("offset-cluster_s_per_epoch", "seed_s_per_epoch", "seed_over_default"):
+        assert positive(tr[key]), (key, tr)
+    app = r["app"]
+    assert app["n_particles"] == r["halo_load"]["largest"]["n_particles"]
+    for key in ("load_s", "predict_s", "plotters_s", "html_export_s", "total_s"):
+        assert positive(app[key]), (key, app[key])
+    assert app["html_bytes"] > 10_000  # both scenes exported
+    gpu_rows = (inf["gpu"], tr["gpu"])
+    if r["machine"]["gpu"] is None:
+        assert all(row == {"status": "n/a", "reason": "no GPU on this machine"} for row in gpu_rows)
+    table = capsys.readouterr().out
+    assert "Halo load" in table and "Inference" in table and "Training" in table and "App" in table
+    assert "n/a" not in table.split("Training")[0].replace("GPU: n/a", "")
+
+
+def test_missing_model_is_an_na_row_not_a_crash(small_sim_dir, tmp_path):
+    row = bench.bench_inference(small_sim_dir, str(tmp_path / "no-model.pt"), 1, quick=True)
+    assert row["status"] == "n/a" and "cannot be loaded" in row["reason"]
+    row = bench.bench_app(small_sim_dir, str(tmp_path / "no-model.pt"))
+    assert row["status"] == "n/a"
+
+
+def test_halo_load_needs_a_chunked_snapshot(cutout_paths):
+    row = bench.bench_halo_load(cutout_paths[0], 1, quick=True)
+    assert row["status"] == "n/a" and "chunked snapshot" in row["reason"]

@@ -1,0 +1,227 @@
+"""Training samples from a snapshot: per-particle features, Subfind labels, split and cache.
+
+Features (feature set "seed", the seed paper's 7 inputs), each scaled per halo by its virial scales
+so halos of every mass look alike to a model:
+  0-2  (pos - GroupPos) / R200           GroupPos is the potential minimum; pos is unwrapped
+  3-5  (vel - bulk velocity) / V200      bulk velocity = mean velocity of the group's particles
+  6    (Potential - min Potential) / V200^2
+with V200 = sqrt(G M200 / R200). A group whose particles never reach 200 x rho_crit (R200 = 0 in
+the catalog) falls back to the radius holding all its particles and the mass inside it.
+Feature set "seed+subfind" adds Subfind's own per-particle intermediates (they make the task
+easier, so results are reported with and without them):
+  7    log10(SubfindDMDensity / (200 rho_crit))
+  8    log10(SubfindHsml / R200)
+  9    SubfindVelDisp / V200
+
+Split: by group id, fixed for ever and independent of the snapshot size: a multiplicative hash of
+the id maps each group to [0, 1); below 0.70 train, below 0.85 val, else test.
+"""
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deephalo_core import paths
+from deephalo_core.errors import DataError
+from deephalo_core.physics import virial_velocity
+from deephalo_core.units import RHO_CRIT0
+
+FEATURE_SETS = {
+    "seed": ("x", "y", "z", "vx", "vy", "vz", "potential"),
+    "seed+subfind": ("x", "y", "z", "vx", "vy", "vz", "potential", "log_dm_density", "log_hsml", "vel_disp"),
+}
+SUBFIND_FIELDS = ("SubfindDMDensity", "SubfindHsml", "SubfindVelDisp")
+SPLITS = ("train", "val", "test")
+CACHE_VERSION = 1
+MASS_CODE_UNIT = 1e10  # catalog masses are in Msun/h; code units are 1e10 Msun/h
+
+
+def split_of(group_id: int) -> str:
+    """"train", "val" or "test" for a FoF group id (deterministic, see the module docstring)."""
+    u = ((int(group_id) * 2654435761 + 12345) % 2**32) / 2**32
+    return "train" if u < 0.70 else ("val" if u < 0.85 else "test")
+
+
+def groups_in_split(halos, split: str) -> list[int]:
+    """Group ids of the halos table in `split` ("all" for every one) that have subhalos to learn."""
+    if split not in SPLITS + ("all",):
+        raise DataError(f"unknown split {split!r}: use one of train, val, test, all")
+    rows = halos[halos["n_subhalos"] > 0]
+    ids = [int(g) for g in rows["group_id"]]
+    return ids if split == "all" else [g for g in ids if split_of(g) == split]
+
+
+@dataclass
+class HaloScales:
+    center: np.ndarray
+    bulk_vel: np.ndarray
+    r200: float  # ckpc/h
+    v200: float  # km/s
+
+
+def halo_scales(halo) -> HaloScales:
+    """Centre, bulk velocity and virial scales used to normalise one halo's features."""
+    d = np.asarray(halo.pos, dtype=np.float64) - np.asarray(halo.center, dtype=np.float64)
+    r200 = halo.r200
+    m200 = halo.m200 / MASS_CODE_UNIT
+    if not (r200 > 0 and m200 > 0):
+        r = np.sqrt((d * d).sum(axis=1))
+        r200 = float(max(r.max(), 1e-3))
+        m200 = halo.particle_mass * len(r)
+    v200 = virial_velocity(m200, r200)
+    bulk = np.asarray(halo.vel, dtype=np.float64).mean(axis=0) if halo.vel is not None else np.zeros(3)
+    return HaloScales(np.asarray(halo.center, dtype=np.float64), bulk, float(r200), float(v200))
+
+
+def _require(halo, what: str, value):
+    if value is None:
+        raise DataError(
+            f"halo {halo.group_id} has no {what} (the source lacks {', '.join(halo.missing) or what}); "
+            "models need positions, velocities and potentials: use a full snapshot, not a positions-only cutout")
+    return value
+
+
+def halo_features(halo, feature_set: str = "seed") -> np.ndarray:
+    """(N, F) float32 features of one halo (see the module docstring)."""
+    if feature_set not in FEATURE_SETS:
+        raise DataError(f"unknown feature set {feature_set!r}: use one of {', '.join(FEATURE_SETS)}")
+    vel = _require(halo, "velocities", halo.vel)
+    pot = _require(halo, "potentials", halo.potential)
+    s = halo_scales(halo)
+    pos = (np.asarray(halo.pos, dtype=np.float64) - s.center) / s.r200
+    v = (np.asarray(vel, dtype=np.float64) - s.bulk_vel) / s.v200
+    p = np.asarray(pot, dtype=np.float64)
+    phi = (p - p.min()) / s.v200**2
+    cols = [pos, v, phi[:, None]]
+    if feature_set == "seed+subfind":
+        missing = [f for f in SUBFIND_FIELDS if f not in halo.extra]
+        if missing:
+            raise DataError(f"halo {halo.group_id} lacks {', '.join(missing)} needed by feature set "
+                            "'seed+subfind': load it with extra_fields or use feature set 'seed'")
+        dens = np.asarray(halo.extra["SubfindDMDensity"], dtype=np.float64)
+        hsml = np.asarray(halo.extra["SubfindHsml"], dtype=np.float64)
+        disp = np.asarray(halo.extra["SubfindVelDisp"], dtype=np.float64)
+        cols += [np.log10(np.maximum(dens, 1e-30) / (200 * RHO_CRIT0))[:, None],
+                 np.log10(np.maximum(hsml, 1e-6) / s.r200)[:, None], (disp / s.v200)[:, None]]
+    return np.concatenate(cols, axis=1).astype(np.float32)
+
+
+def subsample(labels: np.ndarray, max_points: int | None, rng: np.random.Generator,
+              min_per_subhalo: int = 32) -> np.ndarray:
+    """Sorted indices of at most ~max_points particles, the same fraction of every label, but
+    never fewer than min(size, min_per_subhalo) of a subhalo so small ones stay represented."""
+    n = len(labels)
+    if not max_points or n <= max_points:
+        return np.arange(n)
+    frac = max_points / n
+    keep = []
+    for lab in np.unique(labels):
+        members = np.nonzero(labels == lab)[0]
+        want = int(np.ceil(frac * len(members)))
+        if lab >= 1:
+            want = max(want, min(len(members), min_per_subhalo))
+        keep.append(rng.choice(members, size=min(want, len(members)), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def crop(features: np.ndarray, labels: np.ndarray, max_points: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of the max_points particles nearest in position to a random centre (a random
+    subhalo member half the time, else any particle). Unlike `subsample` it keeps the particle
+    density, which graph models read off their neighbours, as it is at full resolution."""
+    n = len(labels)
+    if not max_points or n <= max_points:
+        return np.arange(n)
+    members = np.nonzero(labels >= 1)[0]
+    pick = rng.choice(members) if members.size and rng.random() < 0.5 else rng.integers(n)
+    d2 = ((features[:, :3] - features[pick, :3]) ** 2).sum(axis=1)
+    return np.sort(np.argpartition(d2, max_points - 1)[:max_points])
+
+
+@dataclass
+class Sample:
+    group_id: int
+    features: np.ndarray  # (N, F) float32
+    labels: np.ndarray  # (N,) int32
+
+    def take(self, idx: np.ndarray) -> "Sample":
+        return Sample(self.group_id, self.features[idx], self.labels[idx])
+
+
+def _data_stamp(data_path: Path) -> str:
+    """Path plus the newest modification time of its files: changes when the data does."""
+    data_path = data_path.resolve()
+    if data_path.is_file():
+        files = [data_path]
+    else:
+        files = [p for p in data_path.rglob("*.hdf5") if p.is_file()]
+    newest = max((p.stat().st_mtime_ns for p in files), default=0)
+    return f"{data_path}|{newest}|{len(files)}"
+
+
+def cache_path(data_path, feature_set: str) -> Path:
+    key = hashlib.sha1(f"{_data_stamp(Path(data_path))}|{feature_set}|v{CACHE_VERSION}".encode()).hexdigest()[:16]
+    return paths.cache_dir() / f"samples-{key}.npz"
+
+
+def _atomic_savez(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_samples(data_path, split: str = "train", feature_set: str = "seed", progress: bool = True,
+                 use_cache: bool = True) -> list[Sample]:
+    """Full-resolution samples of every halo with subhalos in `split`, cached on disk.
+
+    The cache (under deephalo_core.paths.cache_dir()) holds every split of a snapshot for one
+    feature set, keyed by the data path, its files' newest mtime and the feature set.
+    """
+    cpath = cache_path(data_path, feature_set)
+    if use_cache and cpath.exists():
+        with np.load(cpath) as z:
+            ids, offsets = z["group_ids"], z["offsets"]
+            feats, labels = z["features"], z["labels"]
+    else:
+        ids, offsets, feats, labels = _build_all(data_path, feature_set, progress)
+        if use_cache:
+            _atomic_savez(cpath, group_ids=ids, offsets=offsets, features=feats, labels=labels,
+                          meta=np.array(json.dumps({"data": str(data_path), "feature_set": feature_set})))
+    out = []
+    for i, gid in enumerate(ids):
+        if split == "all" or split_of(int(gid)) == split:
+            s, e = offsets[i], offsets[i + 1]
+            out.append(Sample(int(gid), feats[s:e], labels[s:e]))
+    return out
+
+
+def _build_all(data_path, feature_set: str, progress: bool):
+    from tqdm import tqdm
+
+    from deephalo_core.data import open_simulation
+
+    sim = open_simulation(data_path)
+    group_ids = groups_in_split(sim.halos, "all")
+    extra = SUBFIND_FIELDS if feature_set == "seed+subfind" else ()
+    feats, labels, ids, offsets = [], [], [], [0]
+    for gid in tqdm(group_ids, desc="features", disable=not progress, unit="halo"):
+        halo = sim.load_halo(gid, extra_fields=extra) if extra else sim.load_halo(gid)
+        if halo.labels is None:
+            raise DataError(f"{data_path}: halo {gid} has no Subfind labels, so it cannot be a training sample")
+        feats.append(halo_features(halo, feature_set))
+        labels.append(np.asarray(halo.labels, dtype=np.int32))
+        ids.append(gid)
+        offsets.append(offsets[-1] + len(halo.labels))
+    if not ids:
+        raise DataError(f"{data_path}: no FoF group with subhalos to learn from")
+    return (np.array(ids, dtype=np.int64), np.array(offsets, dtype=np.int64),
+            np.concatenate(feats), np.concatenate(labels))

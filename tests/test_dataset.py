@@ -1,0 +1,91 @@
+"""Features, split, caps and cache of the training dataset."""
+import numpy as np
+import pytest
+
+from deephalo_core import dataset
+from deephalo_core.data.types import Halo
+from deephalo_core.errors import DataError
+from deephalo_core.physics import virial_velocity
+
+
+def _halo(n=200, seed=0, vel=True):
+    rng = np.random.default_rng(seed)
+    center = np.array([100.0, 200.0, 300.0])
+    pos = center + rng.normal(scale=50.0, size=(n, 3))
+    labels = np.zeros(n, dtype=np.int32)
+    labels[:40] = 1
+    labels[40:45] = 2
+    labels[-10:] = -1
+    return Halo(group_id=3, pos=pos, vel=(rng.normal(size=(n, 3)) * 100 + 500).astype(np.float32) if vel else None,
+                potential=rng.uniform(-1e5, -1e4, n).astype(np.float32), ids=None, labels=labels,
+                subhalo_ids=np.arange(3), center=center,
+                catalog={"r200_ckpc_h": 100.0, "m200_msun_h": 1.0e12}, particle_mass=0.0186755,
+                box_size=35000.0, missing=() if vel else ("Velocities",))
+
+
+def test_split_is_deterministic_and_roughly_70_15_15():
+    ids = range(3000)
+    splits = [dataset.split_of(g) for g in ids]
+    assert splits == [dataset.split_of(g) for g in ids]
+    frac = {s: splits.count(s) / len(splits) for s in dataset.SPLITS}
+    assert 0.66 < frac["train"] < 0.74 and 0.12 < frac["val"] < 0.18 and 0.12 < frac["test"] < 0.18
+
+
+def test_features_are_scaled_by_virial_quantities():
+    halo = _halo()
+    f = dataset.halo_features(halo)
+    assert f.shape == (200, 7) and f.dtype == np.float32
+    v200 = virial_velocity(100.0, 100.0)  # M200 = 1e12 Msun/h = 100 code units
+    np.testing.assert_allclose(f[:, :3], (halo.pos - halo.center) / 100.0, rtol=1e-5)
+    np.testing.assert_allclose(f[:, 3:6].mean(axis=0), 0.0, atol=1e-5)  # bulk velocity removed
+    np.testing.assert_allclose(f[:, 3], (halo.vel[:, 0] - halo.vel[:, 0].mean()) / v200, rtol=1e-4, atol=1e-6)
+    assert f[:, 6].min() == pytest.approx(0.0)
+    np.testing.assert_allclose(f[:, 6], (halo.potential - halo.potential.min()) / v200**2, rtol=1e-4)
+
+
+def test_missing_velocities_and_subfind_fields_are_clear_errors():
+    with pytest.raises(DataError, match="velocities"):
+        dataset.halo_features(_halo(vel=False))
+    with pytest.raises(DataError, match="SubfindDMDensity"):
+        dataset.halo_features(_halo(), "seed+subfind")
+    with pytest.raises(DataError, match="feature set"):
+        dataset.halo_features(_halo(), "colour")
+
+
+def test_subsample_keeps_small_subhalos():
+    labels = np.array([0] * 10000 + [1] * 300 + [2] * 25 + [-1] * 500)
+    idx = dataset.subsample(labels, 1000, np.random.default_rng(0))
+    kept = labels[idx]
+    assert len(idx) < 1200 and np.all(np.diff(idx) > 0)
+    assert (kept == 2).sum() == 25  # a 25-particle subhalo survives whole
+    assert (kept == 1).sum() == 32  # floor for subhalos (300 * 1000 / 10825 = 28 < 32)
+    assert 900 < (kept == 0).sum() < 950
+
+
+def test_crop_keeps_density():
+    rng = np.random.default_rng(1)
+    feats = rng.uniform(-1, 1, size=(5000, 7)).astype(np.float32)
+    labels = np.zeros(5000, dtype=np.int32)
+    idx = dataset.crop(feats, labels, 500, rng)
+    assert len(idx) == 500
+    # a ball: everything kept is nearer the centre than anything dropped
+    centre = feats[idx, :3].mean(axis=0)
+    r = np.linalg.norm(feats[:, :3] - centre, axis=1)
+    assert np.median(r[idx]) < np.median(np.delete(r, idx))
+
+
+def test_samples_are_cached(small_sim_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("DEEPHALO_HOME", str(tmp_path))
+    train = dataset.load_samples(small_sim_dir, "train", progress=False)
+    assert train and all(dataset.split_of(s.group_id) == "train" for s in train)
+    assert dataset.cache_path(small_sim_dir, "seed").exists()
+
+    def no_rebuild(*a, **k):
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(dataset, "_build_all", no_rebuild)
+    again = dataset.load_samples(small_sim_dir, "train", progress=False)
+    assert [s.group_id for s in again] == [s.group_id for s in train]
+    np.testing.assert_array_equal(again[0].features, train[0].features)
+    every = dataset.load_samples(small_sim_dir, "all", progress=False)
+    assert len(every) >= len(train) + len(dataset.load_samples(small_sim_dir, "test", progress=False))

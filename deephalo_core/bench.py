@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from deephalo_core import paths
+from deephalo_core.atomic import write_json
 from deephalo_core.errors import DataError
 
 TARGETS = {"load_vs_illustris": 1.0, "load_vs_raw": 1.3, "inference_speedup": 2.0}
@@ -381,11 +382,7 @@ def main(argv=None) -> int:
         return 2
     print(format_table(results))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=args.json.parent, prefix=f".{args.json.name}", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f, indent=1, default=float)
-        os.replace(tmp, args.json)
+        write_json(args.json, results, default=float)
     return 0
 
 

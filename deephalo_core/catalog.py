@@ -33,15 +33,15 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 from tqdm import tqdm
 
+from deephalo_core.atomic import save_npz, write_json
 from deephalo_core.data import open_simulation
+from deephalo_core.data.write import atomic_hdf5
 from deephalo_core.errors import DataError
 
 TABLE_KEYS = ("length", "mass", "pos", "cm", "vel")
@@ -104,22 +104,8 @@ def part_path(parts_dir: Path, index: int) -> Path:
 
 
 def _save_part(path: Path, rank: int, **arrays) -> None:
-    """np.savez to a rank-named temporary file, then rename: a part file is whole or absent."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".rank{rank}-", suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f)
-    os.replace(tmp, path)
+    """A part file is whole or absent; its temporary name says which rank wrote it."""
+    save_npz(path, prefix=f".rank{rank}-", **arrays)
 
 
 def predict_block(sim, method, groups: list) -> dict:
@@ -191,8 +177,7 @@ def assemble(sim, blocks: list, parts_dir: Path, out: Path, meta: dict,
     nsubs = np.zeros(n_groups, np.int32)
     tables = {key: [] for key in TABLE_KEYS + ("grnr", "rank")}
     next_id = 0
-    tmp = out.with_name(out.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_hdf5(out) as f:
         part = f.create_group("PartType1")
         chunk = (max(1, min(n_total, 1 << 20)),)
         rank_ds = part.create_dataset("PredSubhaloRank", (n_total,), np.int32, fillvalue=-1,
@@ -247,7 +232,6 @@ def assemble(sim, blocks: list, parts_dir: Path, out: Path, meta: dict,
         attrs["label_convention"] = "-1 fuzz or not in a predicted halo, 0 primary, 1.. by size"
         for key, value in meta.items():
             attrs[key] = value
-    os.replace(tmp, out)
     return dict(n_halos=sum(len(b) for b in blocks), n_subhalos=next_id, n_particles=n_total)
 
 
@@ -264,7 +248,7 @@ def _manifest(parts_dir: Path, blocks: list, meta: dict) -> list:
                             f"({', '.join(changed)} differ): rerun with the same arguments to "
                             "resume it, or delete that folder to start over")
         return saved["blocks"]
-    _write_json_atomic(path, {"meta": meta, "blocks": blocks})
+    write_json(path, {"meta": meta, "blocks": blocks}, indent=None)
     return blocks
 
 

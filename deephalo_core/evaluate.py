@@ -9,12 +9,10 @@ Subfind (deephalo_core.metrics). The JSON holds the means over halos of every sc
 the per-halo rows.
 """
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from deephalo_core.atomic import write_json
 
 TABLE_KEYS = ("ari", "pq", "sq", "rq", "matched_iou", "completeness_100", "purity_100", "primary_iou",
               "fuzz_recall", "seed_iou")
@@ -88,12 +86,7 @@ def main(argv=None) -> int:
         return 2
     print(format_table(result))
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, out)
+        write_json(args.json, result)
     return 0
 
 

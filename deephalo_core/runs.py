@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from deephalo_core import paths
+from deephalo_core.atomic import write_json
 
 LOCK_NAME = "active-run.json"
 TERMINAL_STATES = ("finished", "stopped", "failed")
@@ -33,12 +34,6 @@ class RunBusyError(RuntimeError):
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -140,8 +135,8 @@ def launch(config: dict, root: Path | None = None, command: list[str] | None = N
                                        cwd=str(paths.REPO_ROOT))
         launch_info = dict(pid=process.pid, start_ticks=_process_start_ticks(process.pid),
                            command=cmd, config=config, launched_at=_now())
-        _write_json_atomic(run_dir / "launch.json", launch_info)
-        _write_json_atomic(root / LOCK_NAME, dict(run_dir=str(run_dir), pid=process.pid,
+        write_json(run_dir / "launch.json", launch_info)
+        write_json(root / LOCK_NAME, dict(run_dir=str(run_dir), pid=process.pid,
                                                   start_ticks=launch_info["start_ticks"]))
     return run_dir
 

@@ -139,7 +139,7 @@ def test_resume_refuses_other_settings(small_sim_dir, tmp_path, capsys):
     out = tmp_path / "cat.hdf5"
     parts = out.with_name(out.name + ".parts")
     parts.mkdir()
-    catalog._write_json_atomic(parts / catalog.MANIFEST, {
+    catalog.write_json(parts / catalog.MANIFEST, {
         "meta": {"data": str(small_sim_dir), "min_particles": 999}, "blocks": [[0]]})
     assert run_predict(small_sim_dir, out, "--checkpoint", "all-primary") == 2
     assert "interrupted run with other settings" in capsys.readouterr().err

@@ -6,7 +6,6 @@ os.replace, so a reader never sees half a file. Particles are cast and written o
 time, so a 20M-particle snapshot never needs a second full copy in memory.
 """
 import contextlib
-import os
 from pathlib import Path
 
 import h5py
@@ -14,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from deephalo_core import units
+from deephalo_core.atomic import atomic_path
 from deephalo_core.data import groupcat, offsets, snapshot
 from deephalo_core.errors import DataError
 
@@ -27,16 +27,9 @@ GIT_DATE = np.bytes_(b"Thu Jan 1 00:00:00 1970 +0000")
 def atomic_hdf5(path: Path, **kwargs):
     """An h5py.File open for writing at a temporary name next to `path`, moved onto `path` only
     when the block finishes without error (removed otherwise)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", **kwargs) as f:
             yield f
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def split_counts(n: int, parts: int) -> np.ndarray:

@@ -8,130 +8,33 @@ Set DEEPHALO_E2E_SHOTS=DIR to keep the screenshots, DEEPHALO_E2E_GROUPS=N for a 
 DEEPHALO_E2E_MODEL=SPEC for another model on Compare (default hdbscan); the time from selecting the
 largest halo to both views drawn is printed.
 """
-import io
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--no-first-run", "--disable-quic"]
-READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from browser_helpers import (drawn_fraction, launch_chromium, make_embedded, require_chromium, READY,
+                             scene_sizes, serve_app, shots_dir, wait_views_drawn)
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser test needs Debian's chromium. Install it with "
-                    "`apt-get install -y chromium chromium-driver` (the README's test command does this)")
+    require_chromium()
     home = tmp_path_factory.mktemp("e2e-home")
     env = dict(os.environ, DEEPHALO_HOME=str(home),
                DEEPHALO_EMBEDDED_GROUPS=os.environ.get("DEEPHALO_E2E_GROUPS", "8"))
-    # make the embedded snapshot first, so the browser's timings measure the app, not generation
-    made = subprocess.run([sys.executable, "-c", "from deephalo_core import sources; print(sources.ensure_embedded())"],
-                          env=env, cwd=REPO, check=True, timeout=600, capture_output=True, text=True)
-    snapshot = Path(made.stdout.strip().splitlines()[-1])
-    port = free_port()
-    log = open(home / "server.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "explorer_app.py", "--server.port", str(port),
-         "--server.address", "localhost", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://localhost:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"the app did not start:\n{(home / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.3)
-    yield url, home, snapshot
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    snapshot = make_embedded(env)
+    with serve_app(env, home / "server.log") as (url, _server):
+        yield url, home, snapshot
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+    with launch_chromium() as chromium:
         yield chromium
-        chromium.close()
-
-
-def shots_dir(tmp_path) -> Path:
-    wanted = os.environ.get("DEEPHALO_E2E_SHOTS")
-    out = Path(wanted) if wanted else tmp_path
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def drawn_fraction(png: bytes) -> float:
-    """Share of pixels that differ from the image's dominant (background) colour."""
-    from PIL import Image
-
-    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3).astype(int)
-    colours, counts = np.unique(image, axis=0, return_counts=True)
-    background = colours[np.argmax(counts)]
-    return float(np.mean(np.abs(image - background).sum(axis=1) > 40))
-
-
-def scene_sizes(page) -> list[int]:
-    frames = page.locator("iframe#stpyvistaframe")
-    return [frames.nth(i).evaluate("el => el.srcdoc.length") for i in range(frames.count())]
-
-
-def wait_views_drawn(page, timeout_s: float, previous: list[int] | None = None) -> list[float]:
-    """Wait for both stpyvista iframes to show drawn points (new scenes, when `previous` scene
-    sizes are given); return their drawn fractions."""
-    deadline = time.monotonic() + timeout_s
-    fractions = []
-    while time.monotonic() < deadline:
-        frames = page.locator("iframe#stpyvistaframe")
-        if frames.count() == 2 and (previous is None or all(
-                a != b for a, b in zip(scene_sizes(page), previous))):
-            fractions = []
-            for i in range(2):
-                frame = frames.nth(i).content_frame
-                canvas = frame.locator("canvas")
-                if canvas.count() == 0:
-                    break
-                box = frames.nth(i).bounding_box()
-                if not box or box["height"] < 50:
-                    break
-                fractions.append(drawn_fraction(frames.nth(i).screenshot()))
-            if len(fractions) == 2 and min(fractions) > 0.002:
-                return fractions
-        time.sleep(0.25)
-    raise AssertionError(f"the two 3D views were not drawn within {timeout_s:.0f} s "
-                         f"(drawn fractions {fractions})")
 
 
 def test_compare_draws_both_views_and_training_runs(app_url, browser, tmp_path):

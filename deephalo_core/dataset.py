@@ -12,6 +12,10 @@ easier, so results are reported with and without them):
   7    log10(SubfindDMDensity / (200 rho_crit))
   8    log10(SubfindHsml / R200)
   9    SubfindVelDisp / V200
+Feature set "seed+energy" (the default segmenter's) adds what the shift in column 6 loses: the
+well's depth, which decides whether Subfind's unbinding keeps a particle (bound: E < 0):
+  7    (Potential + 0.5 |vel - bulk velocity|^2) / V200^2   specific energy, zero at infinity
+  8    Potential / V200^2                                  the unshifted potential
 
 Split: by group id, fixed for ever and independent of the snapshot size: a multiplicative hash of
 the id maps each group to [0, 1); below 0.70 train, below 0.85 val, else test.
@@ -33,6 +37,7 @@ from deephalo_core.units import RHO_CRIT0
 FEATURE_SETS = {
     "seed": ("x", "y", "z", "vx", "vy", "vz", "potential"),
     "seed+subfind": ("x", "y", "z", "vx", "vy", "vz", "potential", "log_dm_density", "log_hsml", "vel_disp"),
+    "seed+energy": ("x", "y", "z", "vx", "vy", "vz", "potential", "energy", "abs_potential"),
 }
 SUBFIND_FIELDS = ("SubfindDMDensity", "SubfindHsml", "SubfindVelDisp")
 SPLITS = ("train", "val", "test")
@@ -97,6 +102,9 @@ def halo_features(halo, feature_set: str = "seed") -> np.ndarray:
     p = np.asarray(pot, dtype=np.float64)
     phi = (p - p.min()) / s.v200**2
     cols = [pos, v, phi[:, None]]
+    if feature_set == "seed+energy":
+        abs_phi = p / s.v200**2
+        cols += [(abs_phi + 0.5 * (v * v).sum(axis=1))[:, None], abs_phi[:, None]]
     if feature_set == "seed+subfind":
         missing = [f for f in SUBFIND_FIELDS if f not in halo.extra]
         if missing:

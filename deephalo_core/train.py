@@ -32,8 +32,9 @@ from deephalo_core.errors import DataError
 
 MODEL_DEFAULTS = {
     # the default method (density-preserving crops; validation on full-resolution halos). Measured:
-    # 16 epochs in 5.3 min wall on 2 shared CPU cores (see assets/models/default.json)
-    "offset-cluster": dict(epochs=16, lr=3e-3, max_points=6000, k=12, cap="crop", val_max_points=0),
+    # 20 epochs in 6.5 min wall on 2 busy CPU cores (see assets/models/default.json)
+    "offset-cluster": dict(epochs=20, lr=3e-3, max_points=6000, k=12, cap="crop", val_max_points=0,
+                           features="seed+energy", model_config=dict(radial_features=True)),
     # the seed's own settings (AdamW, lr 1e-3, weight decay 5e-4, k = 4)
     "seed": dict(epochs=10, lr=1e-3, max_points=8000, k=4, cap="subsample", val_max_points=8000),
 }
@@ -51,7 +52,8 @@ def parse_args(argv):
     p.add_argument("--k", type=int, help="neighbours per particle in the model's graph")
     p.add_argument("--max-points", type=int, help="cap on particles per halo per step (0: no cap)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--features", default="seed", choices=["seed", "seed+subfind"])
+    p.add_argument("--features", choices=["seed", "seed+subfind", "seed+energy"],
+                   help="per-particle feature set (default: seed+energy for offset-cluster, seed for seed)")
     p.add_argument("--smote", action="store_true", help="seed model: SMOTE oversampling of minority classes")
     p.add_argument("--binary", action="store_true", help="seed model: primary-vs-rest variant")
     p.add_argument("--max-halos", type=int, default=0, help="use only the first N training halos (short runs)")
@@ -130,11 +132,12 @@ def resolve_config(args, out: Path) -> dict:
     if name not in model_names():
         raise DataError(f"unknown model {args.model!r}: use one of {', '.join(model_names())}")
     d = MODEL_DEFAULTS[name]
+    features = args.features or d.get("features", "seed")
     cfg = dict(data=str(Path(args.data).resolve()), model=name, epochs=args.epochs or d["epochs"],
-               lr=args.lr or d["lr"], weight_decay=args.weight_decay, seed=args.seed, features=args.features,
+               lr=args.lr or d["lr"], weight_decay=args.weight_decay, seed=args.seed, features=features,
                max_points=d["max_points"] if args.max_points is None else args.max_points,
                max_halos=args.max_halos, cap=d["cap"], val_max_points=d["val_max_points"],
-               model_config=dict(k=args.k or d["k"], feature_set=args.features))
+               model_config=dict(d.get("model_config", {}), k=args.k or d["k"], feature_set=features))
     if name == "seed":
         cfg["model_config"].update(loss=args.loss, smote=args.smote, binary=args.binary)
     if args.resume and (out / "config.json").exists():

@@ -43,6 +43,23 @@ def test_features_are_scaled_by_virial_quantities():
     np.testing.assert_allclose(f[:, 6], (halo.potential - halo.potential.min()) / v200**2, rtol=1e-4)
 
 
+def test_energy_features_keep_the_depth_of_the_well():
+    halo = _halo()
+    seed, f = dataset.halo_features(halo), dataset.halo_features(halo, "seed+energy")
+    assert f.shape == (200, len(dataset.FEATURE_SETS["seed+energy"])) == (200, 9)
+    np.testing.assert_array_equal(f[:, :7], seed)
+    v200 = virial_velocity(100.0, 100.0)
+    abs_phi = halo.potential.astype(np.float64) / v200**2
+    np.testing.assert_allclose(f[:, 8], abs_phi, rtol=1e-5)
+    np.testing.assert_allclose(f[:, 7], abs_phi + 0.5 * (seed[:, 3:6].astype(np.float64) ** 2).sum(axis=1), rtol=1e-4)
+    # shifting every potential by a constant moves the energy but not the seed's column 6
+    deeper = _halo()
+    deeper.potential = deeper.potential - 1e5
+    g = dataset.halo_features(deeper, "seed+energy")
+    np.testing.assert_allclose(g[:, 6], f[:, 6], rtol=1e-4, atol=1e-6)
+    assert np.all(g[:, 7] < f[:, 7])
+
+
 def test_missing_velocities_and_subfind_fields_are_clear_errors():
     with pytest.raises(DataError, match="velocities"):
         dataset.halo_features(_halo(vel=False))

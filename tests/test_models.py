@@ -7,7 +7,8 @@ from deephalo_core.baselines import all_primary, hdbscan_labels
 from deephalo_core.dataset import Sample, load_samples
 from deephalo_core.metrics import halo_metrics, mean_metrics
 from deephalo_core.models import build_model, checkpoint_dict, model_from_checkpoint, relabel_by_size
-from deephalo_core.models.offset_cluster import centre_offsets, density_clusters, semantic_targets
+from deephalo_core.models.offset_cluster import (centre_offsets, density_clusters, host_frame_features,
+                                                 semantic_targets)
 
 
 def _blobs(seed=0, n_host=600, subs=(80, 40)):
@@ -94,6 +95,19 @@ def test_offset_cluster_checkpoint_round_trip():
     ckpt = checkpoint_dict(model, epoch=1)
     again = model_from_checkpoint(ckpt)
     np.testing.assert_array_equal(again.predict_labels(s.features), model.predict_labels(s.features))
+
+
+def test_host_frame_features_and_their_switch():
+    f = np.zeros((3, 7), dtype=np.float32)
+    f[0, :3], f[1, 3:6], f[2, 6] = [0.3, 0.4, 0.0], [1.0, 2.0, 2.0], 1.5
+    f[1, 6] = 0.5
+    np.testing.assert_allclose(host_frame_features(f), [[0.5, 0.0, 0.0], [0.0, 3.0, 5.0], [0.0, 0.0, 1.5]], rtol=1e-6)
+    s = _blobs()
+    plain, radial = build_model("offset-cluster", k=8), build_model("offset-cluster", k=8, radial_features=True)
+    assert radial.prepare(s.features)["x"].shape[1] == plain.prepare(s.features)["x"].shape[1] + 3
+    again = model_from_checkpoint(checkpoint_dict(radial, epoch=1))  # the switch travels in the config
+    assert again.config["radial_features"] is True
+    np.testing.assert_array_equal(again.predict_labels(s.features), radial.predict_labels(s.features))
 
 
 def test_default_model_learns_on_a_small_snapshot(small_sim_dir, monkeypatch, tmp_path):

@@ -6,7 +6,9 @@ A PointGroup/HALOS-style instance segmenter that handles any number of subhalos:
    model that recomputes neighbours in feature space at every layer. Inputs per particle: the
    features, the log of its mean neighbour distance (a local phase-space density) and local
    binding hints (potential minus the halo's smooth radial profile, speed relative to its
-   position-space neighbours, their sum as a local energy; see `local_binding_features`).
+   position-space neighbours, their sum as a local energy; see `local_binding_features`) and,
+   with `radial_features` (the trained default), radius, speed and energy in the host's frame
+   (`host_frame_features`).
 2. Three EdgeConv-style layers (PhaseConv: linear edge function, max and mean pooling) over it;
    their outputs and the inputs feed a per-particle head with 3 + 6 outputs: class logits (fuzz / primary / other subhalo) and
    the phase-space offset from the particle to its subhalo's centre (mean of its members in the
@@ -71,6 +73,16 @@ def local_binding_features(features: np.ndarray, k: int = 16, n_bins: int = 24) 
     v_local = vel[nbr.reshape(n, kk + 1)].mean(axis=1)
     dv2 = ((vel - v_local) ** 2).sum(axis=1)
     return np.stack([resid, np.log10(dv2 + 1e-4), 0.5 * dv2 + resid], axis=1).astype(np.float32)
+
+
+def host_frame_features(features: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 radius |x|, speed |v| and energy phi + 0.5 v^2 in the host's frame and virial
+    units: fuzz is mostly the fast, loosely bound outskirts, a cut a small MLP finds hard to build
+    from the Cartesian components."""
+    f = np.asarray(features, dtype=np.float32)
+    r = np.sqrt((f[:, :3] ** 2).sum(axis=1))
+    v2 = (f[:, 3:6] ** 2).sum(axis=1)
+    return np.stack([r, np.sqrt(v2), f[:, 6] + 0.5 * v2], axis=1).astype(np.float32)
 
 
 class PhaseConv(nn.Module):
@@ -144,15 +156,18 @@ class OffsetClusterModel(nn.Module):
     def __init__(self, in_features: int = 7, k: int = 12, hidden: int = 32, vel_weight: float = 0.3,
                  offset_scale: float = 0.05, offset_weight: float = 1.0, cluster_eps: float = 0.04,
                  min_samples: int = 5, min_members: int = 20, class_weight_power: float = 0.0,
-                 subhalo_bias: float = 0.0, fuzz_bias: float = 0.0, feature_set: str = "seed", **_ignored):
+                 subhalo_bias: float = 0.0, fuzz_bias: float = 0.0, feature_set: str = "seed",
+                 radial_features: bool = False, **_ignored):
         super().__init__()
         self.config = dict(in_features=int(in_features), k=int(k), hidden=int(hidden), vel_weight=float(vel_weight),
                            offset_scale=float(offset_scale), offset_weight=float(offset_weight),
                            cluster_eps=float(cluster_eps), min_samples=int(min_samples),
                            min_members=int(min_members), class_weight_power=float(class_weight_power),
-                           subhalo_bias=float(subhalo_bias), fuzz_bias=float(fuzz_bias), feature_set=feature_set)
+                           subhalo_bias=float(subhalo_bias), fuzz_bias=float(fuzz_bias), feature_set=feature_set,
+                           radial_features=bool(radial_features))
         h = int(hidden)
-        n_in = int(in_features) + 4  # the features, the log k-NN distance, local binding hints
+        # the features, the log k-NN distance, local binding hints (+ radius, speed, host energy)
+        n_in = int(in_features) + 4 + (3 if radial_features else 0)
         self.convs = nn.ModuleList([PhaseConv(n_in, h), PhaseConv(h, h), PhaseConv(h, h)])
         self.head = nn.Sequential(nn.Linear(3 * h + n_in, 2 * h), nn.SiLU(), nn.Linear(2 * h, h), nn.SiLU(),
                                   nn.Linear(h, 3 + 6))
@@ -180,7 +195,10 @@ class OffsetClusterModel(nn.Module):
         x = np.asarray(features, dtype=np.float32)
         coords = graph_coords(x, self.config["vel_weight"])
         nbr, log_dist = knn_neighbours(coords, self.config["k"])
-        inputs = np.concatenate([x, log_dist[:, None], local_binding_features(x)], axis=1)
+        parts = [x, log_dist[:, None], local_binding_features(x)]
+        if self.config["radial_features"]:
+            parts.append(host_frame_features(x))
+        inputs = np.concatenate(parts, axis=1)
         batch = {"x": torch.as_tensor(inputs), "nbr": torch.as_tensor(nbr)}
         if labels is not None:
             batch["sem"] = torch.as_tensor(semantic_targets(labels))

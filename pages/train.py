@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from deephalo_core import runs, sources
+from deephalo_core.dataset import FEATURE_SETS
 from deephalo_core.models import model_names
 from deephalo_core.models.seed import LOSSES
 from explorer_app import require_navigation
@@ -32,9 +33,11 @@ with st.form("new_run"):
     k = row2[0].number_input("k (neighbours)", 1, 64, None, key="train_k", placeholder="model default")
     max_points = row2[1].number_input("Points cap per halo", 100, 1_000_000, None, step=1000,
                                       key="train_max_points", placeholder="no cap")
-    features = row2[2].selectbox("Features", ["seed", "seed+subfind"], key="train_features",
-                                 help="seed: position, velocity, potential. seed+subfind adds Subfind's "
-                                      "own density and velocity-dispersion fields (an easier task).")
+    features = row2[2].selectbox("Features", ["model default", *FEATURE_SETS], key="train_features",
+                                 help="seed: position, velocity, potential (the seed model's default). "
+                                      "seed+energy adds the binding energy in the host's frame (the "
+                                      "default model's default). seed+subfind adds Subfind's own "
+                                      "density and velocity-dispersion fields (an easier task).")
     seed = row2[3].number_input("Random seed", 0, 2**31 - 1, 0, key="train_seed")
     submitted = st.form_submit_button("Launch", type="primary")
 
@@ -46,7 +49,8 @@ if submitted:
                  "snapshot or a TNG simulation path instead.")
     else:
         config = dict(data=source_key[1], model=model, epochs=int(epochs), lr=lr, k=k,
-                      max_points=max_points, seed=int(seed), features=features,
+                      max_points=max_points, seed=int(seed),
+                      features=None if features == "model default" else features,
                       loss=None if loss == "model default" else loss)
         try:
             run_dir = runs.launch(config)

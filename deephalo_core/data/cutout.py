@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from deephalo_core.data.groupcat import CatalogCounts
 from deephalo_core.data.snapshot import DM
 from deephalo_core.data.types import Header
 from deephalo_core.errors import DataError
@@ -56,20 +57,12 @@ class CutoutParticles:
         pass
 
 
-class CutoutCatalog:
+class CutoutCatalog(CatalogCounts):
     """A one-group catalog built in memory, shaped like the /Group and /Subhalo columns."""
 
     def __init__(self, columns: dict):
         self._columns = columns
         self.totals = {kind: len(next(iter(cols.values()))) for kind, cols in columns.items()}
-
-    @property
-    def n_groups(self) -> int:
-        return self.totals["Group"]
-
-    @property
-    def n_subhalos(self) -> int:
-        return self.totals["Subhalo"]
 
     def names(self, kind: str) -> set:
         return set(self._columns[kind])

@@ -44,7 +44,21 @@ def chunk_path(output_dir: Path, snap: int, chunk: int) -> Path:
     return groupdir(output_dir, snap) / f"fof_subhalo_tab_{snap:03d}.{chunk}.hdf5"
 
 
-class ChunkedCatalog:
+class CatalogCounts:
+    """Object counts of a catalog from its `totals` ({"Group": n, "Subhalo": n})."""
+
+    totals: dict
+
+    @property
+    def n_groups(self) -> int:
+        return self.totals["Group"]
+
+    @property
+    def n_subhalos(self) -> int:
+        return self.totals["Subhalo"]
+
+
+class ChunkedCatalog(CatalogCounts):
     """The /Group and /Subhalo tables of a chunked catalog; each field read whole once, cached."""
 
     def __init__(self, output_dir: Path, snap: int):
@@ -81,14 +95,6 @@ class ChunkedCatalog:
                                 f"{self.totals[kind]}; a chunk is missing or from another "
                                 "snapshot: download or regenerate it")
         self._cache = {}
-
-    @property
-    def n_groups(self) -> int:
-        return self.totals["Group"]
-
-    @property
-    def n_subhalos(self) -> int:
-        return self.totals["Subhalo"]
 
     def names(self, kind: str) -> set:
         return set(self._names[kind] or ())

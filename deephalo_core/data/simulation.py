@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from deephalo_core.data import offsets as offsets_mod
-from deephalo_core.data.groupcat import CATALOG_FIELDS, ChunkedCatalog, groupdir
+from deephalo_core.data.groupcat import CATALOG_FIELDS, CatalogCounts, ChunkedCatalog, groupdir
 from deephalo_core.data.snapshot import DM, ChunkedParticles, open_hdf5, snapdir, total_count
 from deephalo_core.data.types import Halo, Header
 from deephalo_core.errors import DataError
@@ -49,7 +49,7 @@ class VirtualParticles:
         pass
 
 
-class VirtualCatalog:
+class VirtualCatalog(CatalogCounts):
     """/Group and /Subhalo through simulation.hdf5's /Groups/NNN virtual datasets."""
 
     def __init__(self, f: h5py.File, snap: int):
@@ -58,14 +58,6 @@ class VirtualCatalog:
         attrs = f["Header"].attrs
         self.totals = {"Group": int(attrs.get("Ngroups_Total", 0)),
                        "Subhalo": int(attrs.get("Nsubgroups_Total", 0))}
-
-    @property
-    def n_groups(self) -> int:
-        return self.totals["Group"]
-
-    @property
-    def n_subhalos(self) -> int:
-        return self.totals["Subhalo"]
 
     def names(self, kind: str) -> set:
         grp = self.file.get(f"Groups/{self.snap}/{kind}")

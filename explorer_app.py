@@ -32,6 +32,15 @@ def require_navigation() -> None:
         st.rerun()
 
 
+def require_simulation():
+    """The Simulation the sidebar opened; without one, say why in the page and stop it there."""
+    simulation = st.session_state.get("simulation")
+    if simulation is None:
+        st.error(st.session_state.get("source_error") or "No data source is open: pick one in the sidebar.")
+        st.stop()
+    return simulation
+
+
 # the pages' own widget keys, whose values survive visits to other pages
 PAGE_WIDGETS = ("filter_particles", "filter_subhalos", "colour_by", "point_size", "display_budget",
                 "eval_models", "eval_split")

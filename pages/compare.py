@@ -8,15 +8,13 @@ import streamlit as st
 
 from deephalo_core import runs, viz
 from deephalo_core.errors import DataError
-from explorer_app import require_navigation
+from explorer_app import require_navigation, require_simulation
 
 require_navigation()
 st.title("Compare")
 state = st.session_state
-if state.get("simulation") is None:
-    st.error(state.get("source_error") or "No data source is open: pick one in the sidebar.")
-    st.stop()
-sim, source_key, spec = state["simulation"], state["source_key"], state["model_spec"]
+sim = require_simulation()
+source_key, spec = state["source_key"], state["model_spec"]
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)

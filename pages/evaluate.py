@@ -6,15 +6,14 @@ import streamlit as st
 
 from deephalo_core import runs, sources
 from deephalo_core.errors import DataError
-from explorer_app import require_navigation
+from explorer_app import require_navigation, require_simulation
 
 require_navigation()
 st.title("Evaluate")
 state = st.session_state
 source_key = state.get("source_key")
 if source_key is None:
-    st.error(state.get("source_error") or "No data source is open: pick one in the sidebar.")
-    st.stop()
+    require_simulation()  # says why there is no source and stops the page
 if source_key[0] == sources.CUTOUT:
     st.info("A cutout is a single halo without a train/val/test split: evaluate on the embedded "
             "snapshot or a TNG simulation path.")

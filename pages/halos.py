@@ -5,16 +5,12 @@ import pandas as pd
 import streamlit as st
 
 from deephalo_core import viz
-from explorer_app import require_navigation
+from explorer_app import require_navigation, require_simulation
 
 require_navigation()
 st.title("Halos")
 state = st.session_state
-if state.get("simulation") is None:
-    st.error(state.get("source_error") or "No data source is open: pick one in the sidebar.")
-    st.stop()
-
-halos = state["simulation"].halos
+halos = require_simulation().halos
 COLUMNS = {
     "group_id": "group",
     "n_particles": "particles",

@@ -22,14 +22,13 @@ the id maps each group to [0, 1); below 0.70 train, below 0.85 val, else test.
 """
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from deephalo_core import paths
+from deephalo_core.atomic import save_npz
 from deephalo_core.errors import DataError
 from deephalo_core.physics import virial_velocity
 from deephalo_core.units import RHO_CRIT0
@@ -175,18 +174,6 @@ def cache_path(data_path, feature_set: str) -> Path:
     return paths.cache_dir() / f"samples-{key}.npz"
 
 
-def _atomic_savez(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_samples(data_path, split: str = "train", feature_set: str = "seed", progress: bool = True,
                  use_cache: bool = True) -> list[Sample]:
     """Full-resolution samples of every halo with subhalos in `split`, cached on disk.
@@ -202,7 +189,7 @@ def load_samples(data_path, split: str = "train", feature_set: str = "seed", pro
     else:
         ids, offsets, feats, labels = _build_all(data_path, feature_set, progress)
         if use_cache:
-            _atomic_savez(cpath, group_ids=ids, offsets=offsets, features=feats, labels=labels,
+            save_npz(cpath, group_ids=ids, offsets=offsets, features=feats, labels=labels,
                           meta=np.array(json.dumps({"data": str(data_path), "feature_set": feature_set})))
     out = []
     for i, gid in enumerate(ids):

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deephalo_core.atomic import atomic_path, write_json
 from deephalo_core.errors import DataError
 
 MODEL_DEFAULTS = {
@@ -66,26 +66,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; run files are meant to be read by others
-    os.replace(tmp, path)
-
-
 def save_atomic(obj, path: Path) -> None:
     import torch
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Run:
@@ -102,7 +87,7 @@ class Run:
     def set(self, **changes) -> None:
         self.status.update(changes, updated_at=_now())
         if self.writer:
-            write_json_atomic(self.out / "status.json", self.status)
+            write_json(self.out / "status.json", self.status)
 
     def log(self, message: str) -> None:
         if not self.writer:
@@ -231,7 +216,7 @@ def train(args) -> int:
         cfg = resolve_config(args, out)
         run.set(epochs=cfg["epochs"])
         if run.writer:
-            write_json_atomic(out / "config.json", {**cfg, "world_size": world, "device": device})
+            write_json(out / "config.json", {**cfg, "world_size": world, "device": device})
             if (out / "STOP").exists() and not args.resume:
                 (out / "STOP").unlink()
         torch.manual_seed(cfg["seed"])

@@ -31,9 +31,10 @@ def load_method(spec: str, mtime: float):
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def predict(spec: str, mtime: float, source_key: tuple, group_id: int, _method, _halo):
-    started = time.perf_counter()
-    labels = np.asarray(_method.predict(_halo), dtype=np.int32)
-    return labels, time.perf_counter() - started, str(getattr(_method, "device", "cpu"))
+    from deephalo_core.methods import timed_predict
+
+    labels, seconds = timed_predict(_method, _halo)
+    return np.asarray(labels, dtype=np.int32), seconds, str(_method.device)
 
 
 halos = sim.halos.sort_values("n_particles", ascending=False)

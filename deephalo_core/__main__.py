@@ -8,6 +8,7 @@ COMMANDS = {
     "evaluate": ("deephalo_core.evaluate", "score a checkpoint or baseline on a split"),
     "predict": ("deephalo_core.catalog", "predict every halo of a snapshot into an HDF5 catalog"),
     "bench": ("deephalo_core.bench", "side-by-side speed benchmarks"),
+    "realism": ("deephalo_core.realism", "compare halos of a synthetic snapshot with a real one"),
 }
 
 

@@ -22,13 +22,13 @@ def root(pristine, tmp_path):
 
 
 def test_missing_path(tmp_path):
-    with pytest.raises(DataError, match=r"does-not-exist does not exist: give a TNG simulation root"):
+    with pytest.raises(DataError, match=r"does-not-exist does not exist: give a simulation root or output directory"):
         open_simulation(tmp_path / "does-not-exist")
 
 
 def test_directory_that_is_not_tng(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(DataError, match=r"is not a TNG simulation layout: expected output/snapdir_NNN"):
+    with pytest.raises(DataError, match=r"is not a simulation output: expected snapshot_NNN.hdf5 or snapdir_NNN"):
         open_simulation(tmp_path)
 
 

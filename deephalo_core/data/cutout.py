@@ -5,6 +5,7 @@ minimum-potential particle when `Potential` is there, else a shrinking-sphere ce
 come from `physics.spherical_overdensity` against the critical density at the cutout's redshift
 (comoving units, as TNG's Group_M_Crit200). With `subhalo_lengths` (particle counts of its
 subhalos in file order, primary first) the particles get Subfind labels; without, labels are None.
+Units are TNG's (Velocities v/sqrt(a), Potential times a); the Simulation scales them.
 """
 import re
 from pathlib import Path
@@ -42,6 +43,9 @@ class CutoutParticles:
             raise DataError(f"cutout {self.path} has no PartType1/Coordinates; request the cutout "
                             "with at least PartType1=Coordinates")
         self.n_particles = len(self.group["Coordinates"])
+
+    def field_attrs(self, field: str) -> dict:
+        return dict(self.group[field].attrs) if field in self.fields else {}
 
     def read(self, field: str, start: int, stop: int) -> np.ndarray:
         if field not in self.fields:
@@ -161,7 +165,7 @@ def open_cutout(path: Path, f: h5py.File, subhalo_lengths=None):
             box_size=box, hubble_param=float(attrs.get("HubbleParam", 0.6774)),
             redshift=float(attrs.get("Redshift", 0.0)), time=a, particle_mass=mass,
             n_particles=n, n_groups=1, n_subhalos=len(lengths), n_chunks=1,
-            snap=int(attrs.get("SnapshotNumber", -1)))
+            snap=int(attrs.get("SnapshotNumber", -1)), omega0=omega_m, omega_lambda=omega_l)
         return Simulation(path, header.snap, "cutout", header, particles, catalog, None,
                           has_labels=has_labels, owned_file=f)
     except Exception:

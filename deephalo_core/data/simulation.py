@@ -1,86 +1,34 @@
-"""`open_simulation(path)`: one object over a TNG snapshot, whichever form it comes in.
+"""`open_simulation(path)`: one object over a snapshot and its FOF/SUBFIND catalog, whichever code
+wrote it and whichever form it comes in; `list_outputs(path)`: the outputs a path holds.
 
-Sources: a simulation root (`output/snapdir_NNN`, `output/groups_NNN`, optional
-`postprocessing/offsets/offsets_NNN.hdf5`), its `output` directory, a `simulation.hdf5` of virtual
-datasets, or a web-API cutout (one halo). Each source gives the same three things: a particle
-reader (global PartType1 index ranges), a catalog (whole /Group and /Subhalo columns) and the
-header; `Simulation` builds the halo tables and loads halos from them.
+Each layout has its opener: `tng` (a TNG simulation root or its `output` directory, with the
+optional offsets file), `gadget` (GADGET-4 and AREPO output directories, or one snapshot file with
+its catalog beside it), `virtual` (TNG's simulation.hdf5) and `cutout` (a TNG web-API cutout of
+one halo); `outputs` names their files. Each gives the same three things: a particle reader
+(global PartType1 index ranges), a catalog (whole /Group and /Subhalo columns, TNG names) and the
+header; `Simulation` builds the halo tables and loads halos from them, in the same units for every
+code (see `types.Halo`).
 
 A FoF group that Subfind left without subhalos loads normally with every label -1 (all fuzz);
 asking for its primary subhalo (`primary_subhalo`) is the error.
 """
-import re
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from deephalo_core.data import offsets as offsets_mod
-from deephalo_core.data.groupcat import CATALOG_FIELDS, CatalogCounts, ChunkedCatalog, groupdir
-from deephalo_core.data.snapshot import DM, ChunkedParticles, open_hdf5, snapdir, total_count
-from deephalo_core.data.types import Halo, Header
+from deephalo_core.data import outputs
+from deephalo_core.data.snapshot import DM, open_hdf5, total_count
+from deephalo_core.data.types import Halo, Header, OutputInfo
 from deephalo_core.errors import DataError
 
 CORE_FIELDS = ("Coordinates", "Velocities", "Potential", "ParticleIDs")
 OPTIONAL_FIELDS = ("Velocities", "Potential", "ParticleIDs")
 MASS_UNIT = 1e10  # catalog masses are in 1e10 Msun/h
-
-
-class VirtualParticles:
-    """PartType1 through simulation.hdf5's /Snapshots/NNN/PartType1 virtual datasets."""
-
-    def __init__(self, f: h5py.File, snap: int):
-        self.group = f[f"Snapshots/{snap}/{DM}"]
-        self.path = f.filename
-        self.fields = {name: (ds.dtype, ds.shape[1:]) for name, ds in self.group.items()}
-        self.n_particles = len(self.group["Coordinates"]) if "Coordinates" in self.group else 0
-
-    def read(self, field: str, start: int, stop: int) -> np.ndarray:
-        if field not in self.fields:
-            raise DataError(f"{self.path} has no {DM}/{field}; it has {sorted(self.fields)}")
-        try:
-            return self.group[field][start:stop]
-        except OSError as exc:
-            raise DataError(f"reading {DM}/{field} rows {start}..{stop} through {self.path} failed "
-                            f"({exc}); a file it points to is missing or corrupt") from exc
-
-    def close(self):
-        pass
-
-
-class VirtualCatalog(CatalogCounts):
-    """/Group and /Subhalo through simulation.hdf5's /Groups/NNN virtual datasets."""
-
-    def __init__(self, f: h5py.File, snap: int):
-        self.file, self.snap, self.path = f, snap, f.filename
-        self._cache = {}
-        attrs = f["Header"].attrs
-        self.totals = {"Group": int(attrs.get("Ngroups_Total", 0)),
-                       "Subhalo": int(attrs.get("Nsubgroups_Total", 0))}
-
-    def names(self, kind: str) -> set:
-        grp = self.file.get(f"Groups/{self.snap}/{kind}")
-        return set(grp.keys()) if grp is not None else set()
-
-    def field(self, kind: str, name: str) -> np.ndarray:
-        key = (kind, name)
-        if self.totals[kind] == 0:
-            dtype, tail = CATALOG_FIELDS[kind].get(name, (np.float32, ()))
-            return np.zeros((0,) + tail, dtype=dtype)
-        if key not in self._cache:
-            if name not in self.names(kind):
-                raise DataError(f"{self.path} has no Groups/{self.snap}/{kind}/{name}; it has "
-                                f"{sorted(self.names(kind))}")
-            try:
-                self._cache[key] = self.file[f"Groups/{self.snap}/{kind}/{name}"][()]
-            except OSError as exc:
-                raise DataError(f"reading {kind}/{name} through {self.path} failed ({exc}); a "
-                                "catalog file it points to is missing or corrupt") from exc
-        return self._cache[key]
-
-    def close(self):
-        self._cache.clear()
+# stored * a ** A_SCALING is peculiar km/s and physical (km/s)^2, in GADGET-4, AREPO and TNG alike;
+# a dataset's own a_scaling attribute overrides it
+A_SCALING = {"Velocities": 0.5, "Potential": -1.0}
 
 
 class Simulation:
@@ -92,14 +40,12 @@ class Simulation:
         self._particles, self._catalog = particles, catalog
         self._owned_file = owned_file
         self.has_labels = has_labels
+        # "file": TNG's offsets file; "computed": from the lengths; "catalog": GADGET-4's own
+        # offsets, equal to the computed ones (set by the opener once checked)
         self.offset_source = "file" if snap_offsets is not None else "computed"
         self._check_catalog()
         if snap_offsets is None:
-            group_off = offsets_mod.group_offsets(self._cat("Group", "GroupLenType"))
-            sub_off = offsets_mod.subhalo_offsets(
-                group_off, self._cat("Group", "GroupFirstSub"),
-                self._cat("Subhalo", "SubhaloLenType"), self._cat("Subhalo", "SubhaloGrNr"))
-            snap_offsets = {"group": group_off, "subhalo": sub_off}
+            snap_offsets = self.offsets_from_lengths()
         self.group_offsets = np.asarray(snap_offsets["group"], dtype=np.int64)[:, 1]
         self.subhalo_offsets = np.asarray(snap_offsets["subhalo"], dtype=np.int64)[:, 1]
         for name, arr, n in (("Group", self.group_offsets, catalog.n_groups),
@@ -118,6 +64,21 @@ class Simulation:
         self._label_plan = None  # built on the first load_halo: see _plan_labels
         self._missing = tuple(name for name in OPTIONAL_FIELDS if name not in particles.fields)
         self._subhalos = None
+        self.unit_factors = {name: self._unit_factor(name) for name in A_SCALING}
+
+    def _unit_factor(self, field: str) -> np.float32:
+        """a ** a_scaling for a stored field: the dataset's own attribute, else the convention."""
+        attrs = self._particles.field_attrs(field) if field in self._particles.fields else {}
+        scaling = float(np.asarray(attrs.get("a_scaling", A_SCALING[field])).reshape(-1)[0])
+        return np.float32(self.header.time ** scaling)
+
+    def offsets_from_lengths(self) -> dict:
+        """Group/SnapByType and Subhalo/SnapByType (N, 6) as the catalog's lengths give them."""
+        group_off = offsets_mod.group_offsets(self._cat("Group", "GroupLenType"))
+        sub_off = offsets_mod.subhalo_offsets(
+            group_off, self._cat("Group", "GroupFirstSub"),
+            self._cat("Subhalo", "SubhaloLenType"), self._cat("Subhalo", "SubhaloGrNr"))
+        return {"group": group_off, "subhalo": sub_off}
 
     # -- catalog ---------------------------------------------------------------------------
     def _check_catalog(self):
@@ -259,14 +220,16 @@ class Simulation:
         center = self._group_pos[g]
         pos = _unwrap(read("Coordinates", start, stop), center, self.header.box_size)
         vel = None if "Velocities" in missing else read("Velocities", start, stop)
-        if vel is not None and self.header.time != 1.0:
-            vel *= np.float32(np.sqrt(self.header.time))  # peculiar velocity: v * sqrt(a)
+        if vel is not None and self.unit_factors["Velocities"] != 1:
+            vel *= self.unit_factors["Velocities"]  # peculiar: stored * sqrt(a)
+        potential = None if "Potential" in missing else read("Potential", start, stop)
+        if potential is not None and self.unit_factors["Potential"] != 1:
+            potential *= self.unit_factors["Potential"]  # physical: stored / a
         labels, subhalo_ids = None, _NO_SUBHALOS
         if self.has_labels:
             labels, subhalo_ids = self._labels(g, start, stop)
         return Halo(
-            group_id=g, pos=pos, vel=vel,
-            potential=None if "Potential" in missing else read("Potential", start, stop),
+            group_id=g, pos=pos, vel=vel, potential=potential,
             ids=None if "ParticleIDs" in missing else read("ParticleIDs", start, stop),
             labels=labels, subhalo_ids=subhalo_ids, center=center.copy(),
             catalog=self.halo_row(g), particle_mass=self.header.particle_mass,
@@ -376,153 +339,104 @@ def _unwrap(coords: np.ndarray, center: np.ndarray, box: float) -> np.ndarray:
 _unwrap_in_place = None
 
 
-def _header(attrs, n_groups: int, n_subhalos: int, n_chunks: int, snap: int) -> Header:
+def make_header(attrs, where, n_groups: int, n_subhalos: int, n_chunks: int, snap: int,
+                parameters=None) -> Header:
+    """The Header from a snapshot's /Header attributes; cosmology from /Header, else /Parameters
+    (GADGET-4 keeps it there), else TNG's values."""
+    missing = [name for name in ("BoxSize", "MassTable", "NumPart_Total") if name not in attrs]
+    if missing:
+        raise DataError(f"{where} lacks Header attribute(s) {', '.join(missing)}; it is not a "
+                        "TNG, GADGET-4 or AREPO snapshot")
+    params = parameters or {}
+
+    def cosmology(name: str, default: float) -> float:
+        for source in (attrs, params):
+            if name in source:
+                return float(source[name])
+        return default
+
+    a = float(attrs.get("Time", 1.0))
     return Header(
-        box_size=float(attrs["BoxSize"]), hubble_param=float(attrs["HubbleParam"]),
-        redshift=float(attrs["Redshift"]), time=float(attrs["Time"]),
+        box_size=float(attrs["BoxSize"]), hubble_param=cosmology("HubbleParam", 0.6774),
+        redshift=float(attrs.get("Redshift", 1.0 / a - 1.0)), time=a,
         particle_mass=float(np.asarray(attrs["MassTable"])[1]),
         n_particles=total_count(attrs), n_groups=n_groups, n_subhalos=n_subhalos,
-        n_chunks=n_chunks, snap=snap)
+        n_chunks=n_chunks, snap=snap, omega0=cosmology("Omega0", Header.omega0),
+        omega_lambda=cosmology("OmegaLambda", Header.omega_lambda))
 
 
-def _available_snaps(output: Path) -> list[int]:
-    return sorted(int(m.group(1)) for p in output.glob("snapdir_*")
-                  if (m := re.fullmatch(r"snapdir_(\d+)", p.name)))
-
-
-def _resolve_dirs(path: Path) -> tuple[Path, Path]:
-    """(simulation root, output dir) for a root or an output directory."""
-    if (path / "output").is_dir():
-        return path, path / "output"
-    if any(path.glob("snapdir_*")) or any(path.glob("groups_*")):
-        return path.parent, path
-    if (path / "simulation.hdf5").is_file():
-        return path, None
-    raise DataError(f"{path} is not a TNG simulation layout: expected output/snapdir_NNN and "
-                    "output/groups_NNN under a simulation root (or snapdir_NNN/groups_NNN in an "
-                    "output directory, or a simulation.hdf5); point to the simulation root, its "
-                    "output directory, simulation.hdf5 or a cutout file")
-
-
-def _open_chunked(path: Path, root: Path, output: Path, snap: int, offsets: str) -> Simulation:
-    if not snapdir(output, snap).is_dir() or not groupdir(output, snap).is_dir():
-        have = _available_snaps(output)
-        what = "snapshot" if not snapdir(output, snap).is_dir() else "group catalog"
-        raise DataError(f"{what} {snap} is not in {output} (looked for snapdir_{snap:03d} and "
-                        f"groups_{snap:03d}); snapshots there: {have or 'none'}: pass one of "
-                        "them as snap")
-    offsets_path = root / "postprocessing" / "offsets" / f"offsets_{snap:03d}.hdf5"
-    snap_offsets = None
-    if offsets == "file" or (offsets == "auto" and offsets_path.is_file()):
-        if not offsets_path.is_file():
-            raise DataError(f"offsets file {offsets_path} does not exist; open with "
-                            "offsets='auto' or 'computed' to compute offsets from the catalog")
-        snap_offsets = offsets_mod.read_offsets_file(offsets_path)
-    elif offsets not in ("auto", "computed"):
-        raise DataError(f"offsets must be 'auto', 'file' or 'computed', got {offsets!r}")
-    particles = ChunkedParticles(output, snap)
-    if snap_offsets is not None:
-        file_snap = snap_offsets["file_snap"]
-        if (len(file_snap) != particles.n_chunks
-                or np.any(file_snap[:, 1] != particles.chunk_starts)):
-            particles.close()
-            raise DataError(f"offsets file {offsets_path} does not match the snapshot chunks in "
-                            f"{snapdir(output, snap)} (FileOffsets/SnapByType differs); it belongs "
-                            "to another snapshot: delete or regenerate it")
-    catalog = ChunkedCatalog(output, snap)
-    header = _header(particles.header_attrs, catalog.n_groups, catalog.n_subhalos,
-                     particles.n_chunks, snap)
-    try:
-        return Simulation(root, snap, "snapshot", header, particles, catalog, snap_offsets)
-    except Exception:
-        particles.close()
-        raise
-
-
-def _check_virtual_sources(path: Path, f: h5py.File, snap: int):
-    """Open every file the virtual datasets point to once: HDF5 would silently read fill values
-    (zeros) from a source it cannot open, so a missing or corrupt chunk must fail here."""
-    sources = set()
-
-    def collect(_name, obj):
-        if isinstance(obj, h5py.Dataset) and obj.is_virtual:
-            sources.update(src.file_name for src in obj.virtual_sources())
-
-    for top in (f"Snapshots/{snap}", f"Groups/{snap}", f"Offsets/{snap}"):
-        if top in f:
-            f[top].visititems(collect)
-    for name in sorted(sources):
-        source = Path(name) if Path(name).is_absolute() else Path(path).parent / name
-        if not source.is_file():
-            raise DataError(f"{path} points to {source}, which does not exist; the simulation is "
-                            "incomplete: copy or regenerate the missing file")
-        open_hdf5(source, f"file {source} (used by {path})").close()
-
-
-def _open_virtual(path: Path, f: h5py.File, snap: int, offsets: str) -> Simulation:
-    if f"Snapshots/{snap}" not in f or f"Groups/{snap}" not in f:
-        have = sorted(int(k) for k in f.get("Snapshots", {}).keys())
-        f.close()
-        raise DataError(f"snapshot {snap} is not in {path}; it holds snapshots {have or 'none'}: "
-                        "pass one of them as snap")
-    try:
-        _check_virtual_sources(path, f, snap)
-    except DataError:
-        f.close()
-        raise
-    snap_offsets = None
-    if offsets in ("auto", "file") and f"Offsets/{snap}/Group/SnapByType" in f:
-        try:
-            snap_offsets = {"group": f[f"Offsets/{snap}/Group/SnapByType"][()],
-                            "subhalo": f[f"Offsets/{snap}/Subhalo/SnapByType"][()]}
-        except (OSError, KeyError) as exc:
-            f.close()
-            raise DataError(f"reading offsets through {path} failed ({exc}); the offsets file "
-                            "it points to is missing or corrupt: open with offsets='computed'"
-                            ) from exc
-    elif offsets == "file":
-        f.close()
-        raise DataError(f"{path} has no Offsets/{snap}; open with offsets='computed'")
-    particles, catalog = VirtualParticles(f, snap), VirtualCatalog(f, snap)
-    header = _header(f["Header"].attrs, catalog.n_groups, catalog.n_subhalos, 1, snap)
-    try:
-        return Simulation(path, snap, "virtual", header, particles, catalog, snap_offsets,
-                          owned_file=f)
-    except Exception:
-        f.close()
-        raise
-
-
-def open_simulation(path, snap: int = 99, *, offsets: str = "auto",
-                    subhalo_lengths=None) -> Simulation:
-    """Open a TNG simulation root, its `output` dir, a `simulation.hdf5` or a web-API cutout.
-
-    offsets: 'auto' (the offsets file when present, else computed from GroupLenType and
-    SubhaloLenType), 'file' or 'computed'. subhalo_lengths: for a cutout only, the particle counts
-    of its subhalos in file order (primary first), which gives it ground-truth labels.
-    Raises DataError for anything that is not a readable TNG source.
-    """
-    from deephalo_core.data.cutout import open_cutout, is_cutout
-
+def _locate(path) -> tuple:
+    """What a path is: ("outputs", root, output dir, and the snapshot number and file when the
+    path is one snapshot file, else None, None),
+    ("file", path, open h5py.File) for simulation.hdf5 / a cutout / anything else."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise DataError(f"{path} does not exist: give a TNG simulation root, its output "
-                        "directory, a simulation.hdf5 or a cutout .hdf5 file")
+        raise DataError(f"{path} does not exist: give a simulation root or output directory (TNG, "
+                        "GADGET-4 or AREPO), one snapshot file, a simulation.hdf5 or a cutout "
+                        ".hdf5 file")
     if path.is_dir():
-        root, output = _resolve_dirs(path)
-        if output is None:
-            path = root / "simulation.hdf5"
-        else:
-            if subhalo_lengths is not None:
-                raise DataError("subhalo_lengths applies to cutout files only; a snapshot takes "
-                                "its labels from its group catalog")
-            return _open_chunked(path, root, output, snap, offsets)
+        output = path / "output" if (path / "output").is_dir() else path
+        if outputs.scan(output):
+            return ("outputs", path if output != path else path.parent, output, None, None)
+        if (path / "simulation.hdf5").is_file():
+            return ("file", path / "simulation.hdf5", open_hdf5(path / "simulation.hdf5", "file"))
+        raise DataError(f"{path} is not a simulation output: expected snapshot_NNN.hdf5 or "
+                        "snapdir_NNN with fof_subhalo_tab_NNN.hdf5 or groups_NNN (GADGET-4, AREPO, "
+                        "TNG's output/snapdir_NNN and output/groups_NNN under a simulation root), "
+                        "or a simulation.hdf5; point to the simulation root, its output directory, "
+                        "one snapshot file, simulation.hdf5 or a cutout file")
     f = open_hdf5(path, "file")
+    header = f["Header"].attrs if "Header" in f else {}
+    single = outputs.SINGLE_SNAPSHOT.fullmatch(path.name)
+    if single and "Snapshots" not in f and "CutoutType" not in header and "CutoutID" not in header:
+        f.close()
+        return ("outputs", path.parent, path.parent, int(single.group(2)), path)
+    return ("file", path, f)
+
+
+def _pick(where: tuple, snap: int | None) -> outputs.OutputFiles:
+    _, _, output, named, file = where
+    if named is not None:
+        if snap is not None and int(snap) != named:
+            raise DataError(f"snapshot file {file} is output {named}, not {snap}: pass snap=None "
+                            f"(or {named}), or open {output} to choose any of its outputs")
+        snap = named
+    return outputs.pick(output, snap)
+
+
+def open_simulation(path, snap: int | None = None, *, offsets: str = "auto",
+                    subhalo_lengths=None) -> Simulation:
+    """Open a snapshot with its FOF/SUBFIND catalog: a TNG simulation root or its `output` dir, a
+    GADGET-4 or AREPO output directory, one snapshot file (its catalog beside it), a
+    `simulation.hdf5` or a web-API cutout.
+
+    snap: the output number; None takes the last output that has both particles and a catalog.
+    offsets: 'auto' (TNG's offsets file, else the catalog's own GroupOffsetType/SubhaloOffsetType,
+    checked against the lengths, else computed from GroupLenType and SubhaloLenType), 'file' or
+    'computed'. subhalo_lengths: for a cutout only, the particle counts of its subhalos in file
+    order (primary first), which gives it ground-truth labels.
+    Raises DataError for anything that is not a readable, group-ordered source.
+    """
+    from deephalo_core.data.cutout import is_cutout, open_cutout
+    from deephalo_core.data.gadget import open_gadget
+    from deephalo_core.data.tng import open_tng
+    from deephalo_core.data.virtual import open_virtual
+
+    where = _locate(path)
+    if where[0] == "outputs":
+        if subhalo_lengths is not None:
+            raise DataError("subhalo_lengths applies to cutout files only; a snapshot takes "
+                            "its labels from its group catalog")
+        files = _pick(where, snap)
+        if files.particles.tng_layout and files.catalog.tng_layout:
+            return open_tng(where[1], files, offsets)
+        return open_gadget(where[2], files, offsets)
+    _, path, f = where
     if "Snapshots" in f:
         if subhalo_lengths is not None:
             f.close()
             raise DataError("subhalo_lengths applies to cutout files only")
-        return _open_virtual(path, f, snap, offsets)
+        return open_virtual(path, f, snap, offsets)
     if is_cutout(f):
         return open_cutout(path, f, subhalo_lengths=subhalo_lengths)
     if "Group" in f or "Subhalo" in f:
@@ -530,7 +444,43 @@ def open_simulation(path, snap: int = 99, *, offsets: str = "auto",
     elif DM in f or "Header" in f:
         kind = "a snapshot chunk"
     else:
-        kind = "not a TNG file"
+        kind = "not a simulation file"
     f.close()
-    raise DataError(f"{path} is {kind}, not a simulation.hdf5 or a cutout; open the simulation "
-                    "root (the directory holding output/) instead")
+    raise DataError(f"{path} is {kind}, not a simulation.hdf5 or a cutout; open the output "
+                    f"directory ({path.parent}) or the simulation root holding output/ instead")
+
+
+def list_outputs(path) -> list[OutputInfo]:
+    """The outputs at `path` that have both particles and a catalog, sorted by snapshot number;
+    reads only headers. A cutout gives its one output."""
+    from deephalo_core.data.cutout import is_cutout
+    from deephalo_core.data.virtual import list_outputs as virtual_outputs
+
+    where = _locate(path)
+    if where[0] == "outputs":
+        _, _, output, named, _ = where
+        found = outputs.scan(output)
+        snaps = [named] if named is not None else outputs.complete_snaps(found)
+        infos = []
+        for snap in snaps:
+            files = found.get(snap)
+            if files is None or not files.complete:
+                _pick(where, snap)  # raises, saying what is missing
+            with open_hdf5(files.particles.path(0), "snapshot chunk") as f:
+                attrs = f["Header"].attrs if "Header" in f else {}
+                a = float(attrs.get("Time", 1.0))
+                infos.append(OutputInfo(snap, float(attrs.get("Redshift", 1.0 / a - 1.0)), a))
+        return infos
+    _, path, f = where
+    with f:
+        if "Snapshots" in f:
+            f.close()
+            return virtual_outputs(path)
+        if is_cutout(f):
+            attrs = f["Header"].attrs
+            a = float(attrs.get("Time", 1.0))
+            return [OutputInfo(int(attrs.get("SnapshotNumber", -1)),
+                               float(attrs.get("Redshift", 1.0 / a - 1.0)), a)]
+    # not a simulation: the opener's message says what it is
+    open_simulation(path)
+    return []

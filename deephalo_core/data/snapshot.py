@@ -1,8 +1,9 @@
-"""Particle chunks `output/snapdir_NNN/snap_NNN.K.hdf5`: names, dtypes, header, slice reads.
+"""Snapshot files (TNG's `output/snapdir_NNN/snap_NNN.K.hdf5` chunks, or any `outputs.FileSet`):
+names, dtypes, header, slice reads.
 
-A snapshot is read as one global PartType1 index space spread over chunk files; `ChunkedParticles`
-maps a global slice onto the chunks it touches and reads only those rows, keeping the file handles
-open so repeated halo loads do not reopen files.
+A snapshot is read as one global PartType1 index space spread over chunk files (one chunk for a
+single-file output); `ChunkedParticles` maps a global slice onto the chunks it touches and reads
+only those rows, keeping the file handles open so repeated halo loads do not reopen files.
 
 TNG chunks store their datasets contiguous and unfiltered (checked on the real cutouts), so a
 slice is one run of bytes at a known file offset: those are read with one `os.preadv` on HDF5's
@@ -66,18 +67,27 @@ def total_count(header_attrs, part_type: int = 1) -> int:
 class ChunkedParticles:
     """PartType1 of a chunked snapshot, read by global index ranges."""
 
-    def __init__(self, output_dir: Path, snap: int, chunk_starts: np.ndarray | None = None):
-        self.output_dir = Path(output_dir)
-        self.snap = snap
-        first = open_hdf5(chunk_path(output_dir, snap, 0), "snapshot chunk")
-        self._files = {0: first}
+    def __init__(self, files, chunk_starts: np.ndarray | None = None):
+        self.files = files  # an outputs.FileSet
+        self.where = files.where
+        self._files = {0: open_hdf5(files.path(0), "snapshot chunk")}
         self._datasets = {}
         self._raw = {}  # (chunk, field) -> (fd, byte offset, dtype, tail, row bytes) or None
         self._span = (-1, -1, [])  # the last (start, stop) read and its chunk pieces
+        try:
+            self._read_layout(chunk_starts)
+        except Exception:
+            self.close()
+            raise
+
+    def _read_layout(self, chunk_starts):
+        first = self._files[0]
         if "Header" not in first:
             raise DataError(f"snapshot chunk {first.filename} has no /Header group; it is not a "
-                            "TNG snapshot chunk")
+                            "snapshot file of TNG, GADGET-4 or AREPO")
         self.header_attrs = dict(first["Header"].attrs)
+        # GADGET-4 keeps the cosmology (HubbleParam, Omega0, ...) here rather than in /Header
+        self.parameters = dict(first["Parameters"].attrs) if "Parameters" in first else {}
         self.n_chunks = int(self.header_attrs.get("NumFilesPerSnapshot", 1))
         self.n_particles = total_count(self.header_attrs)
         if chunk_starts is None:
@@ -86,7 +96,7 @@ class ChunkedParticles:
             chunk_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
             if sum(counts) != self.n_particles:
                 raise DataError(
-                    f"snapshot {snapdir(output_dir, snap)}: its chunks hold {sum(counts)} "
+                    f"snapshot {self.where}: its chunks hold {sum(counts)} "
                     f"PartType1 particles but the header says {self.n_particles}; a chunk is "
                     "missing or from another snapshot: regenerate or re-download it")
         self.chunk_starts = np.asarray(chunk_starts, dtype=np.int64).reshape(self.n_chunks)
@@ -94,11 +104,45 @@ class ChunkedParticles:
         self._bounds = (self.chunk_starts.tolist(), self.chunk_ends.tolist())
         self.fields = self._field_info()
 
+    @property
+    def paths(self) -> list[Path]:
+        return [self.files.path(k) for k in range(self.n_chunks)]
+
+    def field_attrs(self, field: str) -> dict:
+        """The attributes of PartType1/field (a_scaling, to_cgs, ...) in the first non-empty chunk."""
+        for k in range(self.n_chunks):
+            if self.chunk_ends[k] > self.chunk_starts[k] and field in self.fields:
+                return dict(self._dataset(k, field).attrs)
+        return {}
+
+    def read_rows(self, field: str, rows: np.ndarray) -> np.ndarray:
+        """PartType1/field at the given global rows (sorted, unique): one point read per chunk."""
+        rows = np.asarray(rows, dtype=np.int64)
+        dtype, tail = self.fields[field]
+        out = np.empty((len(rows),) + tuple(tail), dtype=dtype)
+        bounds = np.searchsorted(rows, self.chunk_starts.tolist() + [self.n_particles])
+        k = 0
+        try:
+            for k in range(self.n_chunks):
+                lo, hi = int(bounds[k]), int(bounds[k + 1])
+                if hi > lo:
+                    local = rows[lo:hi] - self.chunk_starts[k]
+                    ds = self._dataset(k, field)
+                    file_space = ds.id.get_space()
+                    file_space.select_elements(local.reshape(-1, 1).astype(np.uint64))
+                    part = np.empty((hi - lo,) + tuple(tail), dtype=dtype)
+                    ds.id.read(h5py.h5s.create_simple(part.shape), file_space, part)
+                    out[lo:hi] = part
+        except (OSError, KeyError) as exc:
+            raise DataError(f"reading PartType1/{field} from {self.files.path(k)} failed ({exc}); "
+                            "the file is probably truncated or corrupt: download or regenerate "
+                            "it") from exc
+        return out
+
     def _file(self, k: int) -> h5py.File:
         f = self._files.get(k)
         if f is None:
-            f = self._files[k] = open_hdf5(chunk_path(self.output_dir, self.snap, k),
-                                           "snapshot chunk")
+            f = self._files[k] = open_hdf5(self.files.path(k), "snapshot chunk")
         return f
 
     def _dataset(self, k: int, field: str) -> h5py.Dataset:
@@ -181,8 +225,8 @@ class ChunkedParticles:
     def read(self, field: str, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of PartType1/field, reading only the chunks that hold them."""
         if field not in self.fields:
-            raise DataError(f"snapshot {snapdir(self.output_dir, self.snap)} has no PartType1/"
-                            f"{field}; it has {sorted(self.fields)}")
+            raise DataError(f"snapshot {self.where} has no PartType1/{field}; it has "
+                            f"{sorted(self.fields)}")
         span = self._span  # a halo load reads several fields of one range: map it once
         if span[0] != start or span[1] != stop:
             span = self._span = (start, stop, self._pieces(start, stop))

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from deephalo_core.data.simulation import CORE_FIELDS, open_simulation
-from deephalo_core.data.snapshot import DM, chunk_path
+from deephalo_core.data.snapshot import DM
 from deephalo_core.errors import DataError
 
 
@@ -46,22 +46,24 @@ def compare_timings(readers: dict, repeats: int = 7, min_batch_s: float = 0.002)
     return {name: float(np.median(values)) for name, values in times.items()}
 
 
-def time_load_halo(sim_path, group_id: int, repeats: int = 7, snap: int = 99,
+def time_load_halo(sim_path, group_id: int, repeats: int = 7, snap: int | None = None,
                    min_batch_s: float = 0.002) -> dict:
     """Median seconds per load of one halo's Coordinates, Velocities, ParticleIDs, Potential by
-    each reader, and our time as a ratio of theirs. Needs a chunked snapshot (not a cutout)."""
+    each reader, and our time as a ratio of theirs. Needs TNG's layout (illustris_python reads only
+    that); snap None: the last output."""
     import illustris_python as il
 
     sim = open_simulation(sim_path, snap)
     files = []
     try:
         if sim.kind != "snapshot":
-            raise DataError(f"time_load_halo needs a chunked snapshot; {sim_path} is a {sim.kind}")
-        output = sim.path / "output"
+            raise DataError(f"time_load_halo needs a TNG-layout snapshot; {sim_path} is a "
+                            f"{sim.kind}")
+        snap, output = sim.snap, sim._particles.where.parent
         start, stop = sim.group_slice(group_id)
         fields = list(CORE_FIELDS)
         particles = sim._particles
-        files = [h5py.File(chunk_path(output, snap, k), "r") for k in range(particles.n_chunks)]
+        files = [h5py.File(path, "r") for path in particles.paths]
         # The raw reader's best case: files open, datasets looked up and slices worked out once.
         raw_reads = []
         for k, f in enumerate(files):

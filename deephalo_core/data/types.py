@@ -1,7 +1,10 @@
-"""Plain containers the data layer returns: a snapshot header and one halo's particles."""
+"""Plain containers the data layer returns: a snapshot header, one output's identity and one halo's
+particles."""
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from deephalo_core.units import TNG50_4_DARK
 
 
 @dataclass(frozen=True)
@@ -14,8 +17,19 @@ class Header:
     n_particles: int  # PartType1 total
     n_groups: int
     n_subhalos: int
-    n_chunks: int  # snapshot chunks (1 for a cutout or simulation.hdf5)
+    n_chunks: int  # snapshot files (1 for a single-file output, a cutout or simulation.hdf5)
     snap: int = 99
+    omega0: float = TNG50_4_DARK["omega0"]  # TNG's value where a file does not say
+    omega_lambda: float = TNG50_4_DARK["omega_lambda"]
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """One output of a simulation that has both particles and a group catalog."""
+
+    snap: int
+    redshift: float
+    time: float  # scale factor a
 
 
 @dataclass
@@ -25,12 +39,17 @@ class Halo:
     Labels follow Subfind: -1 fuzz (in the group, in no subhalo), 0 the primary subhalo, then
     1, 2, ... the subhalo's rank within the group (decreasing mass). `labels` is None where the
     source carries no subhalo information (a cutout without lengths).
+
+    Units are the same whatever code wrote the snapshot and at any redshift: positions comoving
+    ckpc/h; `vel` peculiar velocities in km/s (GADGET-4, AREPO and TNG store v/sqrt(a), so the
+    reader multiplies by sqrt(a)); `potential` physical (km/s)^2 (they store it times a, so the
+    reader divides by a). Each dataset's own `a_scaling` attribute decides when present.
     """
 
     group_id: int
     pos: np.ndarray  # (N,3) float64, ckpc/h, GroupPos + minimum-image offset
     vel: np.ndarray | None  # (N,3) float32, peculiar km/s; None where the source lacks it
-    potential: np.ndarray | None  # (N,) float32, (km/s)^2 / a
+    potential: np.ndarray | None  # (N,) float32, physical (km/s)^2
     ids: np.ndarray | None  # (N,) uint64
     labels: np.ndarray | None  # (N,) int32
     subhalo_ids: np.ndarray  # (n_subhalos,) int64 global Subfind ids of ranks 0..

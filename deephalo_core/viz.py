@@ -14,6 +14,8 @@ import tempfile
 import numpy as np
 import pandas as pd
 
+from deephalo_core.agreement import matched_pairs
+
 # trame-vtklocal (a dependency of trame-pyvista) fetches a VTK WebAssembly bundle from the internet
 # whenever a scene is exported; the HTML export stpyvista uses does not need it, and nothing here may
 # download at run time. An existing, empty override directory makes it skip the fetch.
@@ -60,12 +62,7 @@ def matched_colour_maps(true_labels: np.ndarray | None, pred_labels: np.ndarray,
     """
     true_ranks = [] if true_labels is None else sorted(int(v) for v in np.unique(true_labels) if v >= 0)
     pred_ranks = sorted(int(v) for v in np.unique(pred_labels) if v >= 0)
-    pred_to_true = {}
-    if matches is not None and len(matches):
-        for row in matches.itertuples(index=False):
-            t, p, iou = getattr(row, "true_rank"), getattr(row, "pred_rank"), getattr(row, "iou")
-            if pd.notna(t) and pd.notna(p) and t >= 0 and p >= 0 and iou >= min_iou and iou > 0:
-                pred_to_true[int(p)] = int(t)
+    pred_to_true = matched_pairs(matches, min_iou)
     n_true = (max(true_ranks) + 1) if true_ranks else 0
     unmatched = [p for p in pred_ranks if p not in pred_to_true]
     colours = palette(n_true + len(unmatched))
@@ -187,6 +184,72 @@ def build_plotter(pos: np.ndarray, rgb: np.ndarray | None = None, scalars: np.nd
         plotter.camera_position = camera
     else:
         plotter.view_isometric()
+    return plotter
+
+
+# How the views draw each particle role: by default the primary is faint and small and fuzz is
+# hidden, so the subhalos (drawn full size, opaque, on top) stand out.
+PRIMARY_STYLES = {"faint": dict(alpha=0.2, size=0.5), "full": dict(alpha=1.0, size=1.0),
+                  "hidden": dict(alpha=0.0, size=0.0)}
+FUZZ_STYLE = dict(alpha=0.5, size=0.6)
+# viridis at nine evenly spaced stops, for colouring by a scalar without importing matplotlib
+_VIRIDIS = np.array([(68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141),
+                     (39, 173, 129), (92, 200, 99), (170, 220, 50), (253, 231, 37)], dtype=np.float64)
+
+
+def view_style(point_size: float, primary: str = "faint", show_fuzz: bool = False) -> dict:
+    """Point sizes (pixels) and opacities of members, primary and fuzz for the 3D views."""
+    if primary not in PRIMARY_STYLES:
+        raise ValueError(f"primary style {primary!r} is not one of {', '.join(PRIMARY_STYLES)}")
+    look = PRIMARY_STYLES[primary]
+    return dict(member_size=float(point_size),
+                primary_size=max(1.0, point_size * look["size"]), primary_alpha=look["alpha"],
+                fuzz_size=max(1.0, point_size * FUZZ_STYLE["size"]),
+                fuzz_alpha=FUZZ_STYLE["alpha"] if show_fuzz else 0.0)
+
+
+def scalar_colours(values: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(N, 3) uint8 viridis colours of `values` over their 1st-99th percentile range, and that range."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    low, high = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+    span = high - low if high > low else 1.0
+    t = np.clip((np.nan_to_num(values, nan=low) - low) / span, 0.0, 1.0) * (len(_VIRIDIS) - 1)
+    below = np.minimum(t.astype(np.int64), len(_VIRIDIS) - 2)
+    frac = (t - below)[:, None]
+    rgb = _VIRIDIS[below] * (1 - frac) + _VIRIDIS[below + 1] * frac
+    return np.rint(rgb).astype(np.uint8), float(low), float(high)
+
+
+def viridis_stops() -> list[str]:
+    return [hex_colour(c) for c in _VIRIDIS.astype(int)]
+
+
+def view_plotter(pos: np.ndarray, rgb: np.ndarray, roles: np.ndarray, style: dict,
+                 window_size=(1000, 850)):
+    """An off-screen PyVista Plotter drawing one view as the browser does: primary and fuzz
+    translucent and small (or hidden), members opaque at full size; `pos` already centred."""
+    import pyvista as pv
+
+    from deephalo_core.scene import FUZZ_ROLE, MEMBER_ROLE, PRIMARY_ROLE
+
+    pv.OFF_SCREEN = True
+    pos = np.asarray(pos, dtype=np.float32)
+    roles = np.asarray(roles)
+    plotter = pv.Plotter(off_screen=True, window_size=list(window_size))
+    plotter.set_background(BACKGROUND)
+    for role, alpha, size in ((PRIMARY_ROLE, style["primary_alpha"], style["primary_size"]),
+                              (FUZZ_ROLE, style["fuzz_alpha"], style["fuzz_size"]),
+                              (MEMBER_ROLE, 1.0, style["member_size"])):
+        chosen = roles == role
+        if alpha <= 0 or not chosen.any():
+            continue
+        cloud = pv.PolyData(pos[chosen])
+        rgba = np.empty((int(chosen.sum()), 4), dtype=np.uint8)
+        rgba[:, :3], rgba[:, 3] = np.asarray(rgb)[chosen], int(round(alpha * 255))
+        cloud["rgba"] = rgba
+        plotter.add_points(cloud, scalars="rgba", rgba=True, point_size=size)
+    plotter.view_isometric()
     return plotter
 
 

@@ -163,3 +163,114 @@ def test_label_exports_round_trip():
     with h5py.File(io.BytesIO(viz.labels_hdf5(halo, pred, "hdbscan")), "r") as f:
         assert f["predicted_label"][:].tolist() == [0, 1, 1, -1]
         assert f.attrs["method"] == "hdbscan" and f.attrs["group_id"] == 3
+
+
+def test_agreement_classes_on_a_hand_made_halo():
+    from deephalo_core.agreement import (FALSE_MEMBER, MISSED, PRIMARY_FUZZ, RIGHT, WRONG_SUBHALO,
+                                         agreement_classes, agreement_counts)
+    from deephalo_core.metrics import match_subhalos
+
+    # Subfind: primary (0), satellites 1 and 2, fuzz. The model numbers its satellites the other way
+    # round, finds satellite 1 (2 of its 8 members lost to the primary, 1 put in the other
+    # satellite), finds satellite 2, calls one primary particle and one fuzz particle satellite
+    # members, and swaps a primary particle and a fuzz particle.
+    truth = np.array([0] * 10 + [1] * 8 + [2] * 5 + [-1] * 4)
+    pred = np.array([0] * 7 + [2, -1, -1]          # primary: right, false member, swapped to fuzz x2
+                    + [2] * 5 + [0, 0] + [1]       # satellite 1 -> pred 2: 5 right, 2 missed, 1 wrong
+                    + [1] * 5                      # satellite 2 -> pred 1: right
+                    + [-1, -1, 1, 0])              # fuzz: 2 right, 1 false member, 1 swapped
+    matches = match_subhalos(truth, pred)
+    classes = agreement_classes(truth, pred, matches)
+    expected = np.array([RIGHT] * 7 + [FALSE_MEMBER, PRIMARY_FUZZ, PRIMARY_FUZZ]
+                        + [RIGHT] * 5 + [MISSED] * 2 + [WRONG_SUBHALO]
+                        + [RIGHT] * 5
+                        + [RIGHT, RIGHT, FALSE_MEMBER, PRIMARY_FUZZ])
+    assert classes.tolist() == expected.tolist()
+    assert agreement_counts(classes) == {"right": 19, "missed": 2, "false member": 2,
+                                         "wrong subhalo": 1, "primary/fuzz swap": 3}
+
+
+def test_agreement_needs_a_match_good_enough_to_count():
+    from deephalo_core.agreement import RIGHT, WRONG_SUBHALO, agreement_classes, matched_pairs
+
+    truth = np.array([0, 0, 0, 1, 1, 1, 1])
+    pred = np.array([0, 0, 0, 1, 2, 2, 2])  # satellite 1 split: the pair (1, 1) has IoU 0.25
+    matches = pd.DataFrame({"true_rank": [0, 1, -1], "true_size": [3, 4, 0], "pred_rank": [0, 1, 2],
+                            "pred_size": [3, 1, 3], "iou": [1.0, 0.25, 0.0]})
+    assert matched_pairs(matches) == {0: 0}
+    assert agreement_classes(truth, pred, matches).tolist() == [RIGHT] * 3 + [WRONG_SUBHALO] * 4
+    assert agreement_classes(truth, pred, matches, min_iou=0.2)[3] == RIGHT
+    with pytest.raises(ValueError, match="same length"):
+        agreement_classes(truth, pred[:-1], matches)
+
+
+def test_scene_payload_round_trips_with_aligned_arrays():
+    from deephalo_core import scene
+
+    labels = np.array([0, 0, 1, -1, 2])
+    pos = np.arange(15, dtype=np.float64).reshape(5, 3) + 100.0
+    views = [scene.View("a", np.full((5, 3), 7, np.uint8), scene.label_roles(labels), ("truth",)),
+             scene.View("b", np.full((5, 3), 9, np.uint8), scene.label_roles(labels))]
+    arrays = scene.build_arrays(pos, np.full(3, 100.0), views, labels, None)
+    descriptors, data = scene.pack_arrays(arrays)
+    assert all(d["offset"] % 4 == 0 for d in descriptors)
+    payload = scene.encode({"scene": "x", "n": 5}, descriptors, data)
+    assert payload[:4] == b"DHV1" and (len(payload) - len(data)) % 4 == 0
+    header, back = scene.decode(payload)
+    assert header["scene"] == "x" and header["n"] == 5
+    assert back["pos"].dtype == np.float32 and np.allclose(back["pos"], pos - 100.0)
+    assert back["truth"].tolist() == [0, 0, 1, -1, 2] and back["pred"].tolist() == [-1] * 5
+    assert back["rgba0"][:, 3].tolist() == [scene.PRIMARY_ROLE, scene.PRIMARY_ROLE, scene.MEMBER_ROLE,
+                                            scene.FUZZ_ROLE, scene.MEMBER_ROLE]
+    assert back["rgba1"][0, :3].tolist() == [9, 9, 9]
+    with pytest.raises(ValueError, match="has 5"):
+        scene.build_arrays(pos, np.zeros(3), [scene.View("c", np.zeros((4, 3), np.uint8), np.zeros(4))], None, None)
+    with pytest.raises(ValueError, match="bad magic"):
+        scene.decode(b"nope" + payload[4:])
+
+
+def test_scene_focus_and_extent():
+    from deephalo_core import scene
+
+    rng = np.random.default_rng(0)
+    pos = np.concatenate([rng.normal(0, 100, (500, 3)), rng.normal(300, 2, (50, 3))]) + 1000.0
+    members = np.arange(550) >= 500
+    where = scene.focus(pos, np.full(3, 1000.0), members)
+    assert np.allclose(where["centre"], 300, atol=2) and 1 < where["radius"] < 10
+    assert scene.focus(pos, np.zeros(3), np.zeros(550, bool)) is None
+    assert 150 < scene.extent(pos, np.full(3, 1000.0)) < 600
+
+
+def test_view_style_and_scalar_colours():
+    faint, hidden = viz.view_style(4, "faint"), viz.view_style(4, "hidden", show_fuzz=True)
+    assert faint["member_size"] == 4 and faint["primary_size"] < 4 and 0 < faint["primary_alpha"] < 1
+    assert faint["fuzz_alpha"] == 0 and hidden["primary_alpha"] == 0 and hidden["fuzz_alpha"] > 0
+    with pytest.raises(ValueError, match="primary style"):
+        viz.view_style(4, "glowing")
+    rgb, low, high = viz.scalar_colours(np.linspace(0, 100, 101))
+    assert rgb.dtype == np.uint8 and rgb.shape == (101, 3)
+    assert low == pytest.approx(1) and high == pytest.approx(99)
+    assert tuple(rgb[0]) == (68, 1, 84) and tuple(rgb[-1]) == (253, 231, 37)
+
+
+def test_view_png_draws_members_over_a_faint_primary():
+    from PIL import Image
+
+    from deephalo_core import scene
+
+    halo = make_halo([0] * 300 + [1] * 100 + [-1] * 50)
+    true_map, _ = viz.matched_colour_maps(halo.labels, halo.labels, None)
+    rgb = viz.colours_for(halo.labels, true_map)
+    roles = scene.label_roles(halo.labels)
+
+    def png(primary):
+        plotter = viz.view_plotter(halo.pos - halo.center, rgb, roles, viz.view_style(6, primary),
+                                   window_size=(200, 160))
+        return np.asarray(Image.open(io.BytesIO(viz.screenshot_png(plotter))))[..., :3].astype(int)
+
+    member, primary = np.array(true_map[1]), np.array(true_map[0])
+    for image in (png("faint"), png("hidden")):
+        assert np.any(np.all(np.abs(image - member) < 40, axis=-1))  # members drawn in their colour
+    hidden_primary = np.all(np.abs(png("hidden") - primary) < 40, axis=-1).mean()
+    full_primary = np.all(np.abs(png("full") - primary) < 40, axis=-1).mean()
+    assert full_primary > 0.01 and hidden_primary < full_primary / 10

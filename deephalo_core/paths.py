@@ -10,6 +10,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"
 DEFAULT_MODEL = ASSETS_DIR / "models" / "default.pt"
 DEFAULT_MODEL_CARD = ASSETS_DIR / "models" / "default.json"
+# The shipped real sample: a GADGET-4 run's output directory, z = 1 (000) and z = 0 (001); see its
+# README.md
+SAMPLE_DIR = ASSETS_DIR / "sample" / "L8750-N64-s181170" / "output"
 
 # The embedded default snapshot: seed and size are part of its identity.
 EMBEDDED_SEED = 0

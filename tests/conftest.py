@@ -19,3 +19,12 @@ def small_sim_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cutout_paths() -> list[Path]:
     return sorted(DATA.glob("cutout_*.hdf5"))
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The shipped real GADGET-4 sample's output directory (outputs 000 at z = 1, 001 at z = 0)."""
+    from deephalo_core.paths import SAMPLE_DIR
+
+    assert (SAMPLE_DIR / "snapshot_001.hdf5").is_file(), "the shipped sample is missing"
+    return SAMPLE_DIR

@@ -3,7 +3,7 @@ import h5py
 import numpy as np
 import pytest
 
-from deephalo_core.data import open_simulation
+from deephalo_core.data import OutputInfo, list_outputs, open_simulation
 from deephalo_core.data.cutout import shrinking_sphere_center
 from deephalo_core.errors import DataError
 from deephalo_core.units import RHO_CRIT0
@@ -41,6 +41,9 @@ def test_real_cutouts_open_as_one_halo(cutout_paths):
     for path in cutout_paths:
         with h5py.File(path, "r") as f:
             raw = f["PartType1/Coordinates"][()]
+        with h5py.File(path, "r") as f:
+            a, z = f["Header"].attrs["Time"], f["Header"].attrs["Redshift"]
+        assert list_outputs(path) == [OutputInfo(1, z, a)]
         with open_simulation(path) as sim:
             assert sim.kind == "cutout" and sim.snap == 1
             assert sim.header.n_particles == len(raw) and sim.header.n_groups == 1

@@ -167,13 +167,52 @@ def test_chunk_spanning_halo(root, arrays):
     np.testing.assert_array_equal(halo.vel, particles["Velocities"][start:stop])
 
 
-def test_velocities_are_peculiar(tmp_path, arrays):
+@pytest.mark.parametrize("form", ["root", "virtual"])
+def test_velocities_peculiar_and_potentials_physical(tmp_path, arrays, form):
     particles, groups, subhalos, _ = arrays
     write_snapshot(tmp_path, header=dict(hm.HEADER, Time=0.25, Redshift=3.0), particles=particles,
                    groups=groups, subhalos=subhalos, n_chunks=2)
-    with open_simulation(tmp_path) as sim:
+    with open_simulation(tmp_path if form == "root" else tmp_path / "simulation.hdf5") as sim:
         halo = sim.load_halo(1)
     np.testing.assert_allclose(halo.vel, particles["Velocities"][400:650] * 0.5, rtol=1e-6)
+    np.testing.assert_allclose(halo.potential, particles["Potential"][400:650] * 4.0, rtol=1e-6)
+
+
+def test_dataset_a_scaling_attribute_wins(tmp_path, arrays):
+    particles, groups, subhalos, _ = arrays
+    write_snapshot(tmp_path, header=dict(hm.HEADER, Time=0.25, Redshift=3.0), particles=particles,
+                   groups=groups, subhalos=subhalos, n_chunks=1)
+    with h5py.File(tmp_path / "output/snapdir_099/snap_099.0.hdf5", "r+") as f:
+        f["PartType1/Velocities"].attrs["a_scaling"] = 1.0  # a code storing a * v
+        f["PartType1/Potential"].attrs["a_scaling"] = 0.0  # and physical potentials
+    with open_simulation(tmp_path) as sim:
+        halo = sim.load_halo(1)
+    np.testing.assert_allclose(halo.vel, particles["Velocities"][400:650] * 0.25, rtol=1e-6)
+    np.testing.assert_array_equal(halo.potential, particles["Potential"][400:650])
+
+
+@pytest.mark.parametrize("form", ["root", "output", "virtual"])
+def test_snap_none_is_the_last_output_and_listed(root, form):
+    from deephalo_core.data import OutputInfo, list_outputs
+
+    path = {"root": root, "output": root / "output", "virtual": root / "simulation.hdf5"}[form]
+    assert list_outputs(path) == [OutputInfo(99, 0.0, 1.0)]
+    with open_simulation(path) as sim:
+        assert sim.snap == 99 and sim.header.snap == 99
+
+
+def test_list_outputs_of_several_tng_outputs(tmp_path, arrays):
+    from deephalo_core.data import list_outputs
+
+    particles, groups, subhalos, _ = arrays
+    for snap, a in ((50, 0.5), (33, 0.25)):
+        write_snapshot(tmp_path, header=dict(hm.HEADER, Time=a, Redshift=1 / a - 1),
+                       particles=particles, groups=groups, subhalos=subhalos, n_chunks=2, snap=snap)
+    (tmp_path / "output/snapdir_060").mkdir()  # particles of 60 but no catalog: not listed
+    assert [(o.snap, o.redshift, o.time) for o in list_outputs(tmp_path)] == [
+        (33, 3.0, 0.25), (50, 1.0, 0.5)]
+    with open_simulation(tmp_path) as sim:
+        assert sim.snap == 50 and sim.header.time == 0.5
 
 
 def test_offsets_file_and_computed_agree(root):

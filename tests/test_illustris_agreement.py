@@ -50,7 +50,8 @@ def test_halo_particles_agree(sim_root):
             ours = sim.load_halo(g)
             assert theirs["count"] == ours.n_particles
             np.testing.assert_array_equal(theirs["ParticleIDs"], ours.ids)
-            np.testing.assert_array_equal(theirs["Potential"], ours.potential)
+            # ours in physical units: peculiar velocity (stored * sqrt(a)), potential (stored / a)
+            np.testing.assert_allclose(theirs["Potential"] / np.float32(a), ours.potential)
             np.testing.assert_allclose(theirs["Velocities"] * np.float32(np.sqrt(a)), ours.vel)
             # Same particles; ours unwrapped around GroupPos, theirs as stored (wrapped).
             d = np.abs(np.mod(ours.pos, box) - theirs["Coordinates"])

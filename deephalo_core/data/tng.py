@@ -44,6 +44,9 @@ def open_tng(root: Path, files: OutputFiles, offsets: str = "auto"):
             raise DataError(f"offsets file {path} does not match the snapshot chunks in "
                             f"{particles.where} (FileOffsets/SnapByType differs); it belongs to "
                             "another snapshot: delete or regenerate it")
-    # TNG's format guarantees group order; it is still checked where the IDs allow (strict=False)
+    # TNG's format guarantees group order; it is still checked where the IDs allow (strict=False).
+    # GADGET-4 output in these names is read as GADGET-4's (its own offsets, strict check).
+    if catalog.code == "GADGET-4" and snap_offsets is None:
+        return simulation_from(Path(root), snap, "gadget4", particles, catalog, offsets)
     return simulation_from(Path(root), snap, "snapshot", particles, catalog, offsets="computed",
                            snap_offsets=snap_offsets, strict=False)

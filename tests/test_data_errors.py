@@ -28,7 +28,7 @@ def test_missing_path(tmp_path):
 
 def test_directory_that_is_not_tng(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(DataError, match=r"is not a simulation output: expected snapshot_NNN.hdf5 or snapdir_NNN"):
+    with pytest.raises(DataError, match=r"is not a TNG, GADGET-4 or AREPO output: expected snapshot_NNN.hdf5 or snapdir_NNN"):
         open_simulation(tmp_path)
 
 

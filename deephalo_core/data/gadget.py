@@ -60,9 +60,9 @@ def check_catalog_offsets(sim):
                 f"catalog {catalog.where}: {kind.lower()} {i} starts at particle {int(theirs[i])} "
                 f"by {kind}OffsetType, but the lengths before it ({kind}LenType"
                 f"{', from its group start' if kind == 'Subhalo' else ''}) put it at "
-                f"{int(ours[i])}; {len(bad)} of {len(ours)} {kind.lower()}s disagree. The catalog does not "
-                "describe the snapshot's particle order, so it cannot label the particles: "
-                f"{_WHAT_TO_DO}; or, if only these offsets are damaged, open with "
+                f"{int(ours[i])}; {len(bad)} of {len(ours)} {kind.lower()}s disagree. The catalog "
+                "does not describe the snapshot's particle order, so it cannot label the "
+                f"particles: {_WHAT_TO_DO}; or, if only these offsets are damaged, open with "
                 "offsets='computed'")
 
 

@@ -41,7 +41,7 @@ class FileSet:
 
     @property
     def tng_layout(self) -> bool:
-        """Pieces named as TNG names them (snapdir_NNN/snap_NNN.K, groups_NNN/fof_subhalo_tab_NNN.K)."""
+        """Pieces named as TNG names them: snapdir_NNN/snap_NNN.K, groups_NNN/fof_subhalo_tab_NNN.K."""
         return self.split and self.first.name.startswith(("snap_", "fof_subhalo_tab_"))
 
 
@@ -113,7 +113,8 @@ def pick(output_dir: Path, snap: int | None) -> OutputFiles:
                 f"no output in {output_dir} has both particles and a FOF/SUBFIND catalog "
                 f"(snapshots: {[s for s, f in found.items() if f.particles] or 'none'}; catalogs: "
                 f"{[s for s, f in found.items() if f.catalog] or 'none'}); a labelled snapshot "
-                "needs fof_subhalo_tab_NNN next to snapshot_NNN: run FOF and SUBFIND at output time")
+                "needs fof_subhalo_tab_NNN next to snapshot_NNN: run FOF and SUBFIND at output "
+                "time")
         return found[have[-1]]
     snap = int(snap)
     files = found.get(snap)

@@ -22,6 +22,7 @@ from deephalo_core.data import outputs
 from deephalo_core.data.snapshot import DM, open_hdf5, total_count
 from deephalo_core.data.types import Halo, Header, OutputInfo
 from deephalo_core.errors import DataError
+from deephalo_core.units import TNG50_4_DARK
 
 CORE_FIELDS = ("Coordinates", "Velocities", "Potential", "ParticleIDs")
 OPTIONAL_FIELDS = ("Velocities", "Potential", "ParticleIDs")
@@ -357,7 +358,8 @@ def make_header(attrs, where, n_groups: int, n_subhalos: int, n_chunks: int, sna
 
     a = float(attrs.get("Time", 1.0))
     return Header(
-        box_size=float(attrs["BoxSize"]), hubble_param=cosmology("HubbleParam", 0.6774),
+        box_size=float(attrs["BoxSize"]),
+        hubble_param=cosmology("HubbleParam", TNG50_4_DARK["hubble_param"]),
         redshift=float(attrs.get("Redshift", 1.0 / a - 1.0)), time=a,
         particle_mass=float(np.asarray(attrs["MassTable"])[1]),
         n_particles=total_count(attrs), n_groups=n_groups, n_subhalos=n_subhalos,
@@ -380,11 +382,12 @@ def _locate(path) -> tuple:
             return ("outputs", path if output != path else path.parent, output, None, None)
         if (path / "simulation.hdf5").is_file():
             return ("file", path / "simulation.hdf5", open_hdf5(path / "simulation.hdf5", "file"))
-        raise DataError(f"{path} is not a simulation output: expected snapshot_NNN.hdf5 or "
-                        "snapdir_NNN with fof_subhalo_tab_NNN.hdf5 or groups_NNN (GADGET-4, AREPO, "
-                        "TNG's output/snapdir_NNN and output/groups_NNN under a simulation root), "
-                        "or a simulation.hdf5; point to the simulation root, its output directory, "
-                        "one snapshot file, simulation.hdf5 or a cutout file")
+        raise DataError(f"{path} is not a TNG, GADGET-4 or AREPO output: expected "
+                        "snapshot_NNN.hdf5 or snapdir_NNN with fof_subhalo_tab_NNN.hdf5 or "
+                        "groups_NNN (GADGET-4, AREPO; TNG's output/snapdir_NNN and "
+                        "output/groups_NNN under a simulation root), or a simulation.hdf5; point "
+                        "to the simulation root, its output directory, one snapshot file, "
+                        "simulation.hdf5 or a cutout file")
     f = open_hdf5(path, "file")
     header = f["Header"].attrs if "Header" in f else {}
     single = outputs.SINGLE_SNAPSHOT.fullmatch(path.name)

@@ -109,7 +109,7 @@ class ChunkedParticles:
         return [self.files.path(k) for k in range(self.n_chunks)]
 
     def field_attrs(self, field: str) -> dict:
-        """The attributes of PartType1/field (a_scaling, to_cgs, ...) in the first non-empty chunk."""
+        """Attributes of PartType1/field (a_scaling, to_cgs, ...) in the first non-empty chunk."""
         for k in range(self.n_chunks):
             if self.chunk_ends[k] > self.chunk_starts[k] and field in self.fields:
                 return dict(self._dataset(k, field).attrs)

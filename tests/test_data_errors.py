@@ -168,3 +168,13 @@ def test_virtual_file_with_truncated_source(root):
 def test_subhalo_lengths_only_for_cutouts(pristine):
     with pytest.raises(DataError, match=r"subhalo_lengths applies to cutout files only"):
         open_simulation(pristine, subhalo_lengths=[10])
+
+
+@pytest.mark.parametrize("form", ["root", "virtual"])
+def test_tng_snapshot_not_in_group_order_is_refused(root, form):
+    with h5py.File(root / "output/snapdir_099/snap_099.0.hdf5", "r+") as f:
+        ids = f["PartType1/ParticleIDs"]
+        ids[250:310] = ids[250:310][::-1]  # group 0's first satellite (rows 250..309), reversed
+    with pytest.raises(DataError, match=r"is not stored in group order: subhalo 1 should start at "
+                                        r"particle 250 .*\(1 of 6 subhalos differ\)"):
+        open_simulation(root if form == "root" else root / "simulation.hdf5")

@@ -58,6 +58,10 @@ class OutputFiles:
 
 def _piece_zero(directory: Path, pattern: re.Pattern, number: str, default_prefix: str) -> Path:
     """Piece 0 of the split set in `directory` (its prefix read off the pieces there)."""
+    for prefix in ("snap", "snapshot", "fof_subhalo_tab"):  # the usual names, without a listing
+        if pattern.fullmatch(f"{prefix}_{number}.0.hdf5") and (
+                directory / f"{prefix}_{number}.0.hdf5").is_file():
+            return directory / f"{prefix}_{number}.0.hdf5"
     prefix = default_prefix
     for entry in sorted(os.listdir(directory)):
         m = pattern.fullmatch(entry)

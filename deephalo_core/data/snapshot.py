@@ -56,6 +56,17 @@ def open_hdf5(path: Path, what: str) -> h5py.File:
                         "or corrupt: download or regenerate it") from exc
 
 
+def read_points(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """ds[rows] for a 1-D dataset and sorted rows, as one HDF5 point selection (h5py's own fancy
+    indexing builds a hyperslab per row, far slower for many rows)."""
+    out = np.empty(len(rows), dtype=ds.dtype)
+    if len(rows):
+        file_space = ds.id.get_space()
+        file_space.select_elements(np.asarray(rows, np.uint64).reshape(-1, 1))
+        ds.id.read(h5py.h5s.create_simple(out.shape), file_space, out)
+    return out
+
+
 def total_count(header_attrs, part_type: int = 1) -> int:
     """NumPart_Total + (NumPart_Total_HighWord << 32) for one particle type."""
     total = int(np.asarray(header_attrs["NumPart_Total"])[part_type])
@@ -116,7 +127,7 @@ class ChunkedParticles:
         return {}
 
     def read_rows(self, field: str, rows: np.ndarray) -> np.ndarray:
-        """PartType1/field at the given global rows (sorted, unique): one point read per chunk."""
+        """1-D PartType1/field at the given global rows (sorted, unique): one point read per chunk."""
         rows = np.asarray(rows, dtype=np.int64)
         dtype, tail = self.fields[field]
         out = np.empty((len(rows),) + tuple(tail), dtype=dtype)
@@ -126,13 +137,8 @@ class ChunkedParticles:
             for k in range(self.n_chunks):
                 lo, hi = int(bounds[k]), int(bounds[k + 1])
                 if hi > lo:
-                    local = rows[lo:hi] - self.chunk_starts[k]
-                    ds = self._dataset(k, field)
-                    file_space = ds.id.get_space()
-                    file_space.select_elements(local.reshape(-1, 1).astype(np.uint64))
-                    part = np.empty((hi - lo,) + tuple(tail), dtype=dtype)
-                    ds.id.read(h5py.h5s.create_simple(part.shape), file_space, part)
-                    out[lo:hi] = part
+                    out[lo:hi] = read_points(self._dataset(k, field),
+                                             rows[lo:hi] - self.chunk_starts[k])
         except (OSError, KeyError) as exc:
             raise DataError(f"reading PartType1/{field} from {self.files.path(k)} failed ({exc}); "
                             "the file is probably truncated or corrupt: download or regenerate "

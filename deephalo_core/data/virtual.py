@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from deephalo_core.data.groupcat import CATALOG_FIELDS, CatalogCounts
-from deephalo_core.data.snapshot import DM, open_hdf5
+from deephalo_core.data.snapshot import DM, open_hdf5, read_points
 from deephalo_core.data.types import OutputInfo
 from deephalo_core.errors import DataError
 
@@ -25,6 +25,14 @@ class VirtualParticles:
 
     def field_attrs(self, field: str) -> dict:
         return dict(self.group[field].attrs) if field in self.fields else {}
+
+    def read_rows(self, field: str, rows: np.ndarray) -> np.ndarray:
+        """1-D PartType1/field at the given rows (sorted, unique), one point read."""
+        try:
+            return read_points(self.group[field], rows)
+        except OSError as exc:
+            raise DataError(f"reading {DM}/{field} through {self.path} failed ({exc}); a file it "
+                            "points to is missing or corrupt") from exc
 
     def read(self, field: str, start: int, stop: int) -> np.ndarray:
         if field not in self.fields:
@@ -127,6 +135,7 @@ def _check_sources(path: Path, f: h5py.File, snap: int):
 
 def open_virtual(path: Path, f: h5py.File, snap: int | None, offsets: str):
     """A Simulation (kind 'virtual') over an open simulation.hdf5; closes `f` on failure."""
+    from deephalo_core.data.gadget import check_group_order
     from deephalo_core.data.simulation import Simulation, make_header
 
     try:
@@ -154,8 +163,10 @@ def open_virtual(path: Path, f: h5py.File, snap: int | None, offsets: str):
         particles, catalog = VirtualParticles(f, snap), VirtualCatalog(f, snap)
         header = make_header(snapshot_attrs(path, f, snap), path, catalog.n_groups,
                              catalog.n_subhalos, 1, snap)
-        return Simulation(path, snap, "virtual", header, particles, catalog, snap_offsets,
-                          owned_file=f)
+        sim = Simulation(path, snap, "virtual", header, particles, catalog, snap_offsets,
+                         owned_file=f)
+        check_group_order(sim, strict=False)  # TNG's order, checked where the IDs allow
+        return sim
     except Exception:
         f.close()
         raise

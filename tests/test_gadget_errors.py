@@ -3,7 +3,6 @@ particles are not in the catalog's order is refused, never labelled."""
 import shutil
 
 import h5py
-import numpy as np
 import pytest
 
 import gadget_layouts as gl

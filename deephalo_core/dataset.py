@@ -17,6 +17,18 @@ well's depth, which decides whether Subfind's unbinding keeps a particle (bound:
   7    (Potential + 0.5 |vel - bulk velocity|^2) / V200^2   specific energy, zero at infinity
   8    Potential / V200^2                                  the unshifted potential
 
+Feature set "binding" (the default segmenter's) is "seed" in the halo's physical frame with binding
+energies that do not depend on the potential's zero point (a real snapshot's potential includes the
+whole box and the mean-density term; a synthetic one is the group's own, zero at infinity):
+  3-5  (vel - bulk + H(a) a (pos - GroupPos)) / V200   physical velocity relative to the halo,
+                                                       Hubble flow included, as SUBFIND unbinds
+  7    (phi_halo + 0.5 |v|^2) / V200^2                 specific energy in the halo's own well
+  8    phi_halo / V200^2
+where phi_halo = phi - phi_edge - G M(<r_edge) / r_edge: the potential re-anchored on the halo's
+outer particles (the outermost fifth: median potential phi_edge at median radius r_edge), as if the
+halo were alone and its potential zero at infinity. Lengths are comoving ratios, V200 uses the
+physical R200 (a R200), so halos at any redshift look alike.
+
 Split: by group id, fixed for ever and independent of the snapshot size: a multiplicative hash of
 the id maps each group to [0, 1); below 0.70 train, below 0.85 val, else test.
 """
@@ -31,44 +43,64 @@ from deephalo_core import paths
 from deephalo_core.atomic import save_npz
 from deephalo_core.errors import DataError
 from deephalo_core.physics import virial_velocity
-from deephalo_core.units import RHO_CRIT0
+from deephalo_core.units import G, H0, RHO_CRIT0
 
 FEATURE_SETS = {
     "seed": ("x", "y", "z", "vx", "vy", "vz", "potential"),
     "seed+subfind": ("x", "y", "z", "vx", "vy", "vz", "potential", "log_dm_density", "log_hsml", "vel_disp"),
     "seed+energy": ("x", "y", "z", "vx", "vy", "vz", "potential", "energy", "abs_potential"),
+    "binding": ("x", "y", "z", "vx", "vy", "vz", "potential", "energy", "halo_potential"),
 }
 SUBFIND_FIELDS = ("SubfindDMDensity", "SubfindHsml", "SubfindVelDisp")
 SPLITS = ("train", "val", "test")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 MASS_CODE_UNIT = 1e10  # catalog masses are in Msun/h; code units are 1e10 Msun/h
 
 
-def split_of(group_id: int) -> str:
-    """"train", "val" or "test" for a FoF group id (deterministic, see the module docstring)."""
+def split_of(group_id: int, folds: tuple[int, int] | None = None) -> str:
+    """"train", "val" or "test" for a FoF group id (deterministic, see the module docstring).
+
+    folds=(k, i): k-fold cross-validation by group id on the same hash: fold i is the test split,
+    fold i+1 (mod k) the val split, the rest train."""
     u = ((int(group_id) * 2654435761 + 12345) % 2**32) / 2**32
+    if folds is not None:
+        k, i = folds
+        fold = min(int(u * k), k - 1)
+        return "test" if fold == i else ("val" if fold == (i + 1) % k else "train")
     return "train" if u < 0.70 else ("val" if u < 0.85 else "test")
 
 
-def groups_in_split(halos, split: str) -> list[int]:
+def groups_in_split(halos, split: str, folds: tuple[int, int] | None = None) -> list[int]:
     """Group ids of the halos table in `split` ("all" for every one) that have subhalos to learn."""
     if split not in SPLITS + ("all",):
         raise DataError(f"unknown split {split!r}: use one of train, val, test, all")
     rows = halos[halos["n_subhalos"] > 0]
     ids = [int(g) for g in rows["group_id"]]
-    return ids if split == "all" else [g for g in ids if split_of(g) == split]
+    return ids if split == "all" else [g for g in ids if split_of(g, folds) == split]
 
 
 @dataclass
 class HaloScales:
     center: np.ndarray
     bulk_vel: np.ndarray
-    r200: float  # ckpc/h
-    v200: float  # km/s
+    r200: float  # ckpc/h (comoving)
+    v200: float  # km/s (physical)
+    time: float = 1.0  # scale factor a
+    hubble: float = H0  # H(a) in km/s per physical kpc/h
+
+
+def hubble_rate(time: float, omega0: float, omega_lambda: float) -> float:
+    """H(a) in km/s per (physical) kpc/h for a flat-ish FLRW model (curvature from 1 - Om - OL)."""
+    a = float(time)
+    ok = 1.0 - omega0 - omega_lambda
+    return H0 * float(np.sqrt(omega0 / a**3 + ok / a**2 + omega_lambda))
 
 
 def halo_scales(halo) -> HaloScales:
-    """Centre, bulk velocity and virial scales used to normalise one halo's features."""
+    """Centre, bulk velocity and virial scales used to normalise one halo's features.
+
+    R200 stays comoving (ratios of comoving lengths are physical ratios); V200 = sqrt(G M200 /
+    (a R200)) is physical, so a halo at z = 1 and its twin at z = 0 get the same features."""
     d = np.asarray(halo.pos, dtype=np.float64) - np.asarray(halo.center, dtype=np.float64)
     r200 = halo.r200
     m200 = halo.m200 / MASS_CODE_UNIT
@@ -76,9 +108,28 @@ def halo_scales(halo) -> HaloScales:
         r = np.sqrt((d * d).sum(axis=1))
         r200 = float(max(r.max(), 1e-3))
         m200 = halo.particle_mass * len(r)
-    v200 = virial_velocity(m200, r200)
+    time = float(halo.time)
+    v200 = virial_velocity(m200, r200 * time)
     bulk = np.asarray(halo.vel, dtype=np.float64).mean(axis=0) if halo.vel is not None else np.zeros(3)
-    return HaloScales(np.asarray(halo.center, dtype=np.float64), bulk, float(r200), float(v200))
+    return HaloScales(np.asarray(halo.center, dtype=np.float64), bulk, float(r200), float(v200), time,
+                      hubble_rate(time, halo.omega0, halo.omega_lambda))
+
+
+def halo_potential(phi: np.ndarray, radius: np.ndarray, particle_mass: float, time: float) -> np.ndarray:
+    """phi re-anchored as if the halo were alone (zero at infinity), independent of phi's zero point.
+
+    The outermost fifth of the particles (by radius) gives the anchor: their median potential is set
+    to -G M(<r_edge) / r_edge (physical r_edge = a * comoving median radius), the point-mass value a
+    halo's own potential takes outside most of its mass."""
+    n = len(phi)
+    if n == 0:
+        return phi.astype(np.float64)
+    order = np.argsort(radius)
+    outer = order[int(0.8 * n):] if n >= 5 else order
+    r_edge = float(np.median(radius[outer]))
+    m_inside = particle_mass * float(np.searchsorted(radius[order], r_edge, side="right"))
+    anchor = G * m_inside / max(r_edge * time, 1e-6)
+    return np.asarray(phi, dtype=np.float64) - float(np.median(phi[outer])) - anchor
 
 
 def _require(halo, what: str, value):
@@ -96,12 +147,19 @@ def halo_features(halo, feature_set: str = "seed") -> np.ndarray:
     vel = _require(halo, "velocities", halo.vel)
     pot = _require(halo, "potentials", halo.potential)
     s = halo_scales(halo)
-    pos = (np.asarray(halo.pos, dtype=np.float64) - s.center) / s.r200
-    v = (np.asarray(vel, dtype=np.float64) - s.bulk_vel) / s.v200
+    d = np.asarray(halo.pos, dtype=np.float64) - s.center  # comoving ckpc/h
+    pos = d / s.r200
+    v_rel = np.asarray(vel, dtype=np.float64) - s.bulk_vel
+    if feature_set == "binding":  # physical velocity relative to the halo: add the Hubble flow
+        v_rel = v_rel + s.hubble * s.time * d
+    v = v_rel / s.v200
     p = np.asarray(pot, dtype=np.float64)
     phi = (p - p.min()) / s.v200**2
     cols = [pos, v, phi[:, None]]
-    if feature_set == "seed+energy":
+    if feature_set == "binding":
+        own = halo_potential(p, np.sqrt((d * d).sum(axis=1)), halo.particle_mass, s.time) / s.v200**2
+        cols += [(own + 0.5 * (v * v).sum(axis=1))[:, None], own[:, None]]
+    if feature_set == "seed+energy":  # legacy (shipped synthetic model): takes phi's zero point as given
         abs_phi = p / s.v200**2
         cols += [(abs_phi + 0.5 * (v * v).sum(axis=1))[:, None], abs_phi[:, None]]
     if feature_set == "seed+subfind":
@@ -153,9 +211,48 @@ class Sample:
     group_id: int
     features: np.ndarray  # (N, F) float32
     labels: np.ndarray  # (N,) int32
+    source: str = ""  # "PATH#SNAP" it came from (several snapshots can train one model)
 
     def take(self, idx: np.ndarray) -> "Sample":
-        return Sample(self.group_id, self.features[idx], self.labels[idx])
+        return Sample(self.group_id, self.features[idx], self.labels[idx], self.source)
+
+
+def expand_sources(paths, snaps: str = "last") -> list[tuple[str, int | None]]:
+    """(path, snapshot) pairs for one or more data paths: `snaps` is "last" (each path's last output
+    with particles and a catalog), "all" (every such output) or comma-separated numbers. A path
+    written PATH#SNAPS (as `source_label` prints it) takes its own choice."""
+    from deephalo_core import data
+
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    out = []
+    for path in paths:
+        path, choice = _own_snaps(str(path), snaps)
+        if choice == "last":
+            out.append((path, None))
+        elif choice == "all":
+            found = [o.snap for o in data.list_outputs(path)]
+            if not found:
+                raise DataError(f"{path}: no output holds both particles and a group catalog")
+            out += [(path, n) for n in found]
+        else:
+            try:
+                out += [(path, int(n)) for n in choice.split(",") if n.strip()]
+            except ValueError as exc:
+                raise DataError(f"snapshots {choice!r} for {path}: use 'last', 'all' or numbers like "
+                                "0,1,4") from exc
+    return out
+
+
+def _own_snaps(path: str, default: str) -> tuple[str, str]:
+    """PATH#SNAPS -> (PATH, SNAPS) when the suffix is last, all or numbers; else (path, default)."""
+    head, sep, tail = path.rpartition("#")
+    if sep and (tail in ("last", "all") or tail.replace(",", "").isdigit()):
+        return head, tail
+    return path, default
+
+
+def source_label(path, snap: int | None) -> str:
+    return f"{path}#{'last' if snap is None else snap}"
 
 
 def _data_stamp(data_path: Path) -> str:
@@ -169,42 +266,50 @@ def _data_stamp(data_path: Path) -> str:
     return f"{data_path}|{newest}|{len(files)}"
 
 
-def cache_path(data_path, feature_set: str) -> Path:
-    key = hashlib.sha1(f"{_data_stamp(Path(data_path))}|{feature_set}|v{CACHE_VERSION}".encode()).hexdigest()[:16]
+def cache_path(data_path, feature_set: str, snap: int | None = None) -> Path:
+    key = hashlib.sha1(f"{_data_stamp(Path(data_path))}|{snap}|{feature_set}|v{CACHE_VERSION}".encode()).hexdigest()[:16]
     return paths.cache_dir() / f"samples-{key}.npz"
 
 
 def load_samples(data_path, split: str = "train", feature_set: str = "seed", progress: bool = True,
-                 use_cache: bool = True) -> list[Sample]:
-    """Full-resolution samples of every halo with subhalos in `split`, cached on disk.
+                 use_cache: bool = True, snap: int | None = None,
+                 folds: tuple[int, int] | None = None) -> list[Sample]:
+    """Full-resolution samples of every halo with subhalos in `split` of one snapshot, cached on disk.
 
     The cache (under deephalo_core.paths.cache_dir()) holds every split of a snapshot for one
-    feature set, keyed by the data path, its files' newest mtime and the feature set.
+    feature set, keyed by the data path, its files' newest mtime, the snapshot and the feature set.
     """
-    cpath = cache_path(data_path, feature_set)
+    cpath = cache_path(data_path, feature_set, snap)
     if use_cache and cpath.exists():
         with np.load(cpath) as z:
             ids, offsets = z["group_ids"], z["offsets"]
             feats, labels = z["features"], z["labels"]
     else:
-        ids, offsets, feats, labels = _build_all(data_path, feature_set, progress)
+        ids, offsets, feats, labels = _build_all(data_path, feature_set, progress, snap)
         if use_cache:
             save_npz(cpath, group_ids=ids, offsets=offsets, features=feats, labels=labels,
-                          meta=np.array(json.dumps({"data": str(data_path), "feature_set": feature_set})))
-    out = []
+                     meta=np.array(json.dumps({"data": str(data_path), "snap": snap, "feature_set": feature_set})))
+    out, label = [], source_label(data_path, snap)
     for i, gid in enumerate(ids):
-        if split == "all" or split_of(int(gid)) == split:
+        if split == "all" or split_of(int(gid), folds) == split:
             s, e = offsets[i], offsets[i + 1]
-            out.append(Sample(int(gid), feats[s:e], labels[s:e]))
+            out.append(Sample(int(gid), feats[s:e], labels[s:e], label))
     return out
 
 
-def _build_all(data_path, feature_set: str, progress: bool):
+def load_many(sources, split: str, feature_set: str, progress: bool = True,
+              folds: tuple[int, int] | None = None) -> list[Sample]:
+    """`load_samples` over several (path, snapshot) pairs (see `expand_sources`), concatenated."""
+    return [s for path, snap in sources
+            for s in load_samples(path, split, feature_set, progress=progress, snap=snap, folds=folds)]
+
+
+def _build_all(data_path, feature_set: str, progress: bool, snap: int | None = None):
     from tqdm import tqdm
 
     from deephalo_core.data import open_simulation
 
-    sim = open_simulation(data_path)
+    sim = open_simulation(data_path, snap=snap)
     group_ids = groups_in_split(sim.halos, "all")
     extra = SUBFIND_FIELDS if feature_set == "seed+subfind" else ()
     feats, labels, ids, offsets = [], [], [], [0]

@@ -1,8 +1,16 @@
 """`python -m deephalo_core train`: train a segmentation model into a run directory.
 
-    python -m deephalo_core train --data PATH --model offset-cluster|seed --out RUN_DIR
-        [--epochs N --lr X --loss weighted-ce|bce|focal --k N --max-points N --seed N
-         --features seed|seed+subfind --smote --binary --resume]
+    python -m deephalo_core train --data PATH [PATH ...] --model offset-cluster|seed --out RUN_DIR
+        [--snaps last|all|N,M --epochs N --lr X --loss weighted-ce|bce|focal --k N --max-points N --seed N
+         --features seed|seed+subfind|seed+energy|binding --smote --binary --no-augment
+         --train-fraction F --folds K --fold I --resume]
+
+Several --data paths (and --snaps all) train one model on every snapshot given: each contributes
+the train split of its groups, and the val split of each is validated on. Augmentation (on by
+default for offset-cluster): every step sees its halo under a random rotation and reflection
+(positions and velocities turned together), so a few hundred real halos look like many more.
+--train-fraction keeps a random fraction of the training halos (learning curves); --folds K
+--fold I swaps the fixed 70/15/15 split for K-fold cross-validation by group id.
 
 One halo is one step (its own graph). The run directory holds config.json, metrics.jsonl (one
 JSON object per epoch), last.pt and best.pt (written atomically; best = highest val_pq + val_ari),
@@ -34,7 +42,8 @@ MODEL_DEFAULTS = {
     # the default method (density-preserving crops; validation on full-resolution halos). Measured:
     # 20 epochs in 6.5 min wall on 2 busy CPU cores (see assets/models/default.json)
     "offset-cluster": dict(epochs=20, lr=3e-3, max_points=6000, k=12, cap="crop", val_max_points=0,
-                           features="seed+energy", model_config=dict(radial_features=True)),
+                           features="binding", augment=True, batch_points=6000, val_min_particles=100,
+                           model_config=dict(radial_features=True)),
     # the seed's own settings (AdamW, lr 1e-3, weight decay 5e-4, k = 4)
     "seed": dict(epochs=10, lr=1e-3, max_points=8000, k=4, cap="subsample", val_max_points=8000),
 }
@@ -42,7 +51,9 @@ MODEL_DEFAULTS = {
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m deephalo_core train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="snapshot: simulation root, output dir or simulation.hdf5")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="one or more snapshots: simulation root, output dir, snapshot file or simulation.hdf5")
+    p.add_argument("--snaps", default="last", help="which outputs of each --data path: last, all or N,M,...")
     p.add_argument("--model", required=True, help="offset-cluster (the default method; alias 'default') or seed")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--epochs", type=int)
@@ -52,11 +63,16 @@ def parse_args(argv):
     p.add_argument("--k", type=int, help="neighbours per particle in the model's graph")
     p.add_argument("--max-points", type=int, help="cap on particles per halo per step (0: no cap)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--features", choices=["seed", "seed+subfind", "seed+energy"],
-                   help="per-particle feature set (default: seed+energy for offset-cluster, seed for seed)")
+    p.add_argument("--features", choices=["seed", "seed+subfind", "seed+energy", "binding"],
+                   help="per-particle feature set (default: binding for offset-cluster, seed for seed)")
     p.add_argument("--smote", action="store_true", help="seed model: SMOTE oversampling of minority classes")
     p.add_argument("--binary", action="store_true", help="seed model: primary-vs-rest variant")
     p.add_argument("--max-halos", type=int, default=0, help="use only the first N training halos (short runs)")
+    p.add_argument("--train-fraction", type=float, default=1.0,
+                   help="train on a random fraction of the training halos (learning curves)")
+    p.add_argument("--no-augment", action="store_true", help="no random rotations and reflections")
+    p.add_argument("--folds", type=int, default=0, help="K-fold cross-validation by group id: number of folds")
+    p.add_argument("--fold", type=int, default=0, help="with --folds: which fold is the held-out test fold")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -118,10 +134,20 @@ def resolve_config(args, out: Path) -> dict:
         raise DataError(f"unknown model {args.model!r}: use one of {', '.join(model_names())}")
     d = MODEL_DEFAULTS[name]
     features = args.features or d.get("features", "seed")
-    cfg = dict(data=str(Path(args.data).resolve()), model=name, epochs=args.epochs or d["epochs"],
+    from deephalo_core.dataset import expand_sources
+
+    if args.folds and not 0 <= args.fold < args.folds:
+        raise DataError(f"--fold {args.fold} is not in 0..{args.folds - 1} (--folds {args.folds})")
+    if not 0 < args.train_fraction <= 1:
+        raise DataError(f"--train-fraction {args.train_fraction} must be in (0, 1]")
+    sources = [[str(Path(path).resolve()), snap] for path, snap in expand_sources(args.data, args.snaps)]
+    cfg = dict(data=sources, model=name, epochs=args.epochs or d["epochs"],
                lr=args.lr or d["lr"], weight_decay=args.weight_decay, seed=args.seed, features=features,
                max_points=d["max_points"] if args.max_points is None else args.max_points,
                max_halos=args.max_halos, cap=d["cap"], val_max_points=d["val_max_points"],
+               augment=d.get("augment", False) and not args.no_augment, train_fraction=args.train_fraction,
+               batch_points=d.get("batch_points", 0), val_min_particles=d.get("val_min_particles", 0),
+               folds=[args.folds, args.fold] if args.folds else None,
                model_config=dict(d.get("model_config", {}), k=args.k or d["k"], feature_set=features))
     if name == "seed":
         cfg["model_config"].update(loss=args.loss, smote=args.smote, binary=args.binary)
@@ -166,11 +192,72 @@ class _LossModule:
         return LossForward(model)
 
 
-def validate(model, samples, device, max_points: int, seed: int) -> dict:
+def _sources(data) -> list[tuple[str, int | None]]:
+    """The config's data: a list of [path, snapshot] (or, from older runs, one path)."""
+    if isinstance(data, str):
+        return [(data, None)]
+    return [(str(path), None if snap is None else int(snap)) for path, snap in data]
+
+
+def pack(order, sizes, batch_points: int, max_points: int) -> list[list[int]]:
+    """Halos (in `order`) grouped into training steps: with batch_points, consecutive halos share a
+    step until their capped particle counts reach it (hundreds of small real halos would otherwise
+    each pay a whole step); without, one halo per step."""
+    if not batch_points:
+        return [[int(i)] for i in order]
+    steps, current, total = [], [], 0
+    for i in order:
+        n = min(sizes[i], max_points) if max_points else sizes[i]
+        if current and total + n > batch_points:
+            steps.append(current)
+            current, total = [], 0
+        current.append(int(i))
+        total += n
+    if current:
+        steps.append(current)
+    return steps
+
+
+def collate(parts: list[dict]) -> dict:
+    """One batch from several halos' prepared tensors: rows concatenated, and each halo's static
+    neighbour indices ("nbr") shifted to its rows, so the halos stay disjoint graphs."""
+    if len(parts) == 1:
+        return parts[0]
+    import torch
+
+    out, offset = {key: [] for key in parts[0]}, 0
+    for part in parts:
+        for key, value in part.items():
+            out[key].append(value + offset if key == "nbr" else value)
+        offset += len(part["x"])
+    return {key: torch.cat(values) for key, values in out.items()}
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random 3x3 orthogonal matrix (rotation, reflected half the time)."""
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))  # uniform over O(3) (Haar measure)
+    return q
+
+
+def augment(sample, rng: np.random.Generator):
+    """The sample seen from a random orientation: positions (columns 0-2) and velocities (3-5) turned
+    by one random orthogonal matrix; scalars (potentials, energies) are unchanged by it."""
+    rot = random_rotation(rng).astype(np.float32)
+    f = sample.features.copy()
+    f[:, 0:3] = f[:, 0:3] @ rot.T
+    f[:, 3:6] = f[:, 3:6] @ rot.T
+    return type(sample)(sample.group_id, f, sample.labels, sample.source)
+
+
+def validate(model, samples, device, max_points: int, seed: int, min_particles: int = 0) -> dict:
     """Mean loss and scores over the val halos (a fixed subsample where max_points caps them).
 
-    A model with a `calibrate` step (the clustering radius of offset-cluster) tunes it here on
-    the val halos first; the test split is never looked at."""
+    Scores (and the checkpoint choice made from them) count halos of at least `min_particles`
+    particles: a real snapshot's val split is mostly groups of a few dozen particles, a primary
+    and no satellite, which reward predicting no subhalo at all. A model with a `calibrate` step
+    (offset-cluster's clustering radius and decision biases) tunes it here on those same val
+    halos first; the test split is never looked at."""
     import torch
 
     from deephalo_core.dataset import subsample
@@ -184,7 +271,11 @@ def validate(model, samples, device, max_points: int, seed: int) -> dict:
             cut = s.take(subsample(s.labels, max_points, rng))
             batch = {k: v.to(device) for k, v in model.prepare(cut.features, cut.labels, rng).items()}
             losses.append(model.loss(batch)[0].item())
-            cuts.append(cut)
+            if len(s.labels) >= min_particles:
+                cuts.append(cut)
+        if not cuts:  # no val halo is big enough: score them all rather than none
+            cuts = [s.take(subsample(s.labels, max_points, np.random.default_rng(seed + s.group_id)))
+                    for s in samples]
         if hasattr(model, "calibrate"):
             outputs = [model.outputs(c.features) for c in cuts]
             model.calibrate(outputs, [c.labels for c in cuts])
@@ -203,7 +294,7 @@ def train(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from deephalo_core.dataset import crop, load_samples, subsample
+    from deephalo_core.dataset import crop, load_many, subsample
     from deephalo_core.models import build_model, checkpoint_dict
 
     out = Path(args.out)
@@ -221,8 +312,14 @@ def train(args) -> int:
                 (out / "STOP").unlink()
         torch.manual_seed(cfg["seed"])
         progress = not args.no_progress and rank == 0
-        train_samples = load_samples(cfg["data"], "train", cfg["features"], progress=progress)
-        val_samples = load_samples(cfg["data"], "val", cfg["features"], progress=False)
+        sources = _sources(cfg["data"])
+        folds = tuple(cfg["folds"]) if cfg.get("folds") else None
+        train_samples = load_many(sources, "train", cfg["features"], progress=progress, folds=folds)
+        val_samples = load_many(sources, "val", cfg["features"], progress=False, folds=folds)
+        if cfg.get("train_fraction", 1.0) < 1.0:
+            keep = np.random.default_rng(cfg["seed"]).permutation(len(train_samples))
+            keep = np.sort(keep[:max(1, round(cfg["train_fraction"] * len(train_samples)))])
+            train_samples = [train_samples[i] for i in keep]
         if cfg.get("max_halos"):
             train_samples = train_samples[: cfg["max_halos"]]
             val_samples = val_samples[: max(1, cfg["max_halos"] // 4)]
@@ -243,7 +340,9 @@ def train(args) -> int:
             opt.load_state_dict(ckpt["optimizer"])
             first_epoch, best_score = int(ckpt["epoch"]) + 1, float(ckpt.get("best_score", -math.inf))
             run.log(f"resumed from {last} after epoch {ckpt['epoch']}")
-        steps_per_epoch = math.ceil(len(train_samples) / world)
+        sizes = [len(s.labels) for s in train_samples]
+        steps_per_epoch = math.ceil(len(pack(np.arange(len(sizes)), sizes, cfg.get("batch_points", 0),
+                                             cfg["max_points"])) / world)
         total_steps, done_steps = cfg["epochs"] * steps_per_epoch, (first_epoch - 1) * steps_per_epoch
         sched = torch.optim.lr_scheduler.LambdaLR(  # cosine decay over the whole run, resumed in place
             opt, lambda step: 0.5 * (1 + math.cos(math.pi * min((step + done_steps) / max(total_steps, 1), 1.0))))
@@ -261,16 +360,22 @@ def train(args) -> int:
             t0 = time.perf_counter()
             rng = np.random.default_rng([cfg["seed"], epoch])
             order = rng.permutation(len(train_samples))
-            per_rank = math.ceil(len(order) / world)
-            mine = [order[(rank + world * i) % len(order)] for i in range(per_rank)]
+            steps = pack(order, [len(s.labels) for s in train_samples], cfg.get("batch_points", 0), cfg["max_points"])
+            per_rank = math.ceil(len(steps) / world)
+            mine = [steps[(rank + world * i) % len(steps)] for i in range(per_rank)]
             losses = []
-            bar = tqdm(mine, desc=f"epoch {epoch}/{cfg['epochs']}", disable=not progress, unit="halo")
-            for i in bar:
-                s = train_samples[i]
-                idx = crop(s.features, s.labels, cfg["max_points"], rng) if cfg.get("cap") == "crop" \
-                    else subsample(s.labels, cfg["max_points"], rng)
-                cut = s.take(idx)
-                batch = {k: v.to(device) for k, v in model.prepare(cut.features, cut.labels, rng).items()}
+            bar = tqdm(mine, desc=f"epoch {epoch}/{cfg['epochs']}", disable=not progress, unit="step")
+            for members in bar:
+                parts = []
+                for i in members:
+                    s = train_samples[i]
+                    idx = crop(s.features, s.labels, cfg["max_points"], rng) if cfg.get("cap") == "crop" \
+                        else subsample(s.labels, cfg["max_points"], rng)
+                    cut = s.take(idx)
+                    if cfg.get("augment"):
+                        cut = augment(cut, rng)
+                    parts.append(model.prepare(cut.features, cut.labels, rng))
+                batch = {k: v.to(device) for k, v in collate(parts).items()}
                 loss, _ = step_model(batch) if world > 1 else model.loss(batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -293,7 +398,7 @@ def train(args) -> int:
             if run.writer:
                 row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"]}
                 row.update(validate(model, val_samples, device, cfg.get("val_max_points", cfg["max_points"]),
-                                    cfg["seed"]))
+                                    cfg["seed"], cfg.get("val_min_particles", 0)))
                 if "cluster_eps" in model.config:
                     row["cluster_eps"] = model.config["cluster_eps"]
                 row["seconds"] = time.perf_counter() - t0

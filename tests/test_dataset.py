@@ -106,3 +106,69 @@ def test_samples_are_cached(small_sim_dir, monkeypatch, tmp_path):
     np.testing.assert_array_equal(again[0].features, train[0].features)
     every = dataset.load_samples(small_sim_dir, "all", progress=False)
     assert len(every) >= len(train) + len(dataset.load_samples(small_sim_dir, "test", progress=False))
+
+
+def test_binding_features_ignore_the_potential_zero_point():
+    """A real potential includes the whole box: adding any constant must change no binding feature."""
+    halo = _halo()
+    f = dataset.halo_features(halo, "binding")
+    assert f.shape == (200, len(dataset.FEATURE_SETS["binding"])) == (200, 9)
+    shifted = _halo()
+    shifted.potential = shifted.potential + np.float32(-3e5)
+    np.testing.assert_allclose(dataset.halo_features(shifted, "binding"), f, rtol=1e-4, atol=1e-4)
+    # the legacy set does move with it, which is why the default no longer uses it
+    assert not np.allclose(dataset.halo_features(shifted, "seed+energy")[:, 8],
+                           dataset.halo_features(halo, "seed+energy")[:, 8])
+
+
+def test_binding_potential_is_anchored_like_an_isolated_halo():
+    """The outer particles' median potential becomes -G M(<r_edge) / r_edge (physical r_edge), the
+    value an isolated halo's own potential takes there, and the inner profile keeps its shape."""
+    from deephalo_core.units import G
+
+    rng = np.random.default_rng(1)
+    r = rng.uniform(1.0, 100.0, 4001)
+    m, a = 0.01, 0.5
+    phi = -G * m * len(r) / (a * r) + 12345.0  # any zero point
+    own = dataset.halo_potential(phi, r, m, time=a)
+    outer = np.argsort(r)[int(0.8 * len(r)):]
+    r_edge = np.median(r[outer])
+    assert np.median(own[outer]) == pytest.approx(-G * m * np.sum(r <= r_edge) / (a * r_edge), rel=1e-6)
+    np.testing.assert_allclose(own - own[0], phi - phi[0], rtol=1e-9)
+
+
+def test_binding_features_are_the_same_at_any_redshift():
+    """The same physical halo seen at a = 0.5 (comoving lengths doubled, potentials physical) has the
+    same positions, potentials and energies in virial units; velocities gain only the Hubble flow."""
+    halo = _halo()
+    z0 = dataset.halo_features(halo, "binding")
+    early = _halo()
+    early.time = 0.5
+    early.pos = early.center + (early.pos - early.center) * 2.0  # same physical size
+    early.catalog = dict(early.catalog, r200_ckpc_h=200.0)
+    f = dataset.halo_features(early, "binding")
+    np.testing.assert_allclose(f[:, :3], z0[:, :3], rtol=1e-5)
+    np.testing.assert_allclose(f[:, 6], z0[:, 6], rtol=1e-4)  # depth below the minimum: same V200
+    s0, s1 = dataset.halo_scales(halo), dataset.halo_scales(early)
+    assert s1.v200 == pytest.approx(s0.v200, rel=1e-9)
+    assert s1.hubble == pytest.approx(0.1 * np.sqrt(0.3089 / 0.125 + 0.6911), rel=1e-3)  # H(a = 0.5)
+    # velocities differ only by the Hubble flow H(a) * (physical separation)
+    phys = (halo.pos - halo.center)
+    np.testing.assert_allclose((f[:, 3:6] - z0[:, 3:6]) * s0.v200, (s1.hubble - s0.hubble) * phys,
+                               rtol=1e-3, atol=1e-2)
+
+
+def test_kfold_split_partitions_the_groups():
+    ids = range(2000)
+    k = 5
+    tests = [[g for g in ids if dataset.split_of(g, (k, i)) == "test"] for i in range(k)]
+    assert sorted(sum(tests, [])) == list(ids)  # each group is tested in exactly one fold
+    assert all(300 < len(t) < 500 for t in tests)
+    assert all(dataset.split_of(g, (k, 0)) == "val" for g in tests[1])
+
+
+def test_expand_sources_takes_each_paths_own_snapshots(tmp_path):
+    assert dataset.expand_sources(["a#0,2", "b"], "last") == [("a", 0), ("a", 2), ("b", None)]
+    assert dataset.expand_sources("c", "1,3") == [("c", 1), ("c", 3)]
+    with pytest.raises(DataError, match="snapshots"):
+        dataset.expand_sources("d", "one")

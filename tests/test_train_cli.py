@@ -42,7 +42,7 @@ def test_train_one_epoch_then_resume(small_sim_dir, home):
     method = load_method(out / "best.pt", device="cpu")
     assert method.kind == "model" and method.name == "offset-cluster"
     # the default segmenter's own inputs unless --features says otherwise
-    assert json.loads((out / "config.json").read_text())["features"] == "seed+energy"
+    assert json.loads((out / "config.json").read_text())["features"] == "binding"
     assert method.feature_set == "seed+energy" and model.config["radial_features"] is True
 
     assert train.main(_args(small_sim_dir, out, "--epochs", "2", "--resume")) == 0

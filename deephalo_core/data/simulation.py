@@ -236,7 +236,8 @@ class Simulation:
             catalog=self.halo_row(g), particle_mass=self.header.particle_mass,
             box_size=self.header.box_size, offset=start,
             extra={name: read(name, start, stop) for name in extra_fields},
-            missing=missing,
+            missing=missing, time=self.header.time, omega0=self.header.omega0,
+            omega_lambda=self.header.omega_lambda,
         )
 
     def _labels(self, g: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:

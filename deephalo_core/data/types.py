@@ -60,6 +60,9 @@ class Halo:
     offset: int = 0  # index of the halo's first particle in the snapshot (PartType1)
     extra: dict = field(default_factory=dict)  # optional Subfind* fields, by dataset name
     missing: tuple = ()  # fields the source lacks (e.g. a cutout with only Coordinates)
+    time: float = 1.0  # scale factor a of the snapshot (physical length = a * comoving)
+    omega0: float = TNG50_4_DARK["omega0"]  # cosmology, for the Hubble rate H(a)
+    omega_lambda: float = TNG50_4_DARK["omega_lambda"]
 
     @property
     def n_particles(self) -> int:

@@ -5,9 +5,10 @@ import pytest
 from scipy.optimize import curve_fit
 
 from deephalo_core.synth import build
-from deephalo_core.synth import gravity, profiles
+from deephalo_core.synth import gravity, infall, profiles, satellites, streams
 from deephalo_core.synth.binding import binding_energy
-from deephalo_core.synth.generator import group_sizes, _satellite_lengths
+from deephalo_core.synth.generator import group_sizes
+from deephalo_core.synth.satellites import satellite_lengths
 from deephalo_core.units import G, TNG50_4_DARK
 
 SEED, N_GROUPS = 11, 8
@@ -89,11 +90,66 @@ def test_mass_functions_have_the_requested_slopes():
 
 
 def test_subhalo_counts_grow_with_host_mass():
+    """Like real FoF groups (see realism): satellites above 20 particles grow about linearly with
+    the host, about one in a 2,000-particle host and ten in a 20,000-particle one; about one host
+    in six has a satellite above a tenth of the group (a merger in progress)."""
     rng = np.random.default_rng(3)
-    small = np.mean([len(_satellite_lengths(rng, 2_000)) for _ in range(50)])
-    large = np.mean([len(_satellite_lengths(rng, 150_000)) for _ in range(50)])
-    assert large > 30 and large > 5 * small
-    assert min(_satellite_lengths(rng, 150_000).min() for _ in range(5)) >= 20
+    small = [satellite_lengths(rng, 2_000) for _ in range(400)]
+    medium = [satellite_lengths(rng, 20_000) for _ in range(200)]
+    large = np.mean([len(satellite_lengths(rng, 150_000)) for _ in range(50)])
+    n_small, n_medium = np.mean([len(x) for x in small]), np.mean([len(x) for x in medium])
+    assert 0.7 < n_small < 2.0 and 7.0 < n_medium < 20.0
+    assert 6.0 < n_medium / n_small < 15.0 and large > 5 * n_medium
+    with_major = np.mean([len(x) > 0 and x[0] >= 0.1 * 2_000 for x in small])
+    assert 0.08 < with_major < 0.3
+    assert min(x.min() for x in medium if len(x)) >= 20
+    assert all(x.sum() <= satellites.MASS_BUDGET * 20_000 for x in medium)
+
+
+def test_satellites_sit_around_r200_and_beyond_along_filaments():
+    """Half of the satellites lie beyond R200 (quartiles of d/R200 ~ 0.7, 1.0, 1.4, as in real
+    groups), and most of those far out sit along the host's filaments."""
+    rng = np.random.default_rng(4)
+    d = satellites.satellite_distances(rng, 20_000, 100.0) / 100.0
+    assert np.quantile(d, [0.25, 0.5, 0.75]) == pytest.approx([0.71, 1.0, 1.40], abs=0.05)
+    host = profiles.TruncatedNFW(mass=40.0, r_s=20.0, r_t=250.0)
+    along = []
+    for _ in range(10):
+        fils = infall.plan_filaments(rng, profiles.triaxial_stretch(rng), 200.0, 150.0)
+        sats = satellites.plan_satellites(rng, 50_000, host, 200.0, np.eye(3), fils, 0.0186755, EPS)
+        far = [s for s in sats if s.infalling]
+        assert all(np.linalg.norm(s.offset) > 200.0 for s in far)
+        along += [max(float(s.offset @ f.direction) / np.linalg.norm(s.offset) for f in fils) > 0.9
+                  for s in far]
+    assert len(along) > 50 and 0.6 < np.mean(along) < 0.9
+
+
+def test_filaments_reach_out_and_flow_in():
+    rng = np.random.default_rng(9)
+    r200, v200 = 150.0, 120.0
+    fil = infall.Filament(np.array([0.0, 0.6, 0.8]), 2.0 * r200, 0.5 * v200)
+    pos, vel = infall.filament_particles(rng, fil, 5_000, r200, v200)
+    along = pos @ fil.direction
+    across = np.linalg.norm(pos - along[:, None] * fil.direction, axis=1)
+    assert along.min() >= infall.START * r200 - 1e-9 and along.max() <= 2.0 * r200
+    assert np.median(across) < 0.3 * r200  # thin
+    assert np.mean(along < 1.2 * r200) > 1.4 * np.mean(along > 1.8 * r200)  # denser inwards
+    assert (vel @ fil.direction).mean() == pytest.approx(-0.5 * v200, rel=0.05)
+
+
+def test_stream_follows_the_satellite_orbit():
+    """A stream lies in the satellite's orbital plane at its distance, ahead and behind, beyond
+    its tidal radius, moving like it."""
+    rng = np.random.default_rng(10)
+    position, velocity = np.array([100.0, 0.0, 0.0]), np.array([0.0, 150.0, 0.0])
+    pos, vel = streams.stream_particles(rng, 4_000, position, velocity, tidal_radius=5.0, sigma=10.0)
+    assert np.abs(pos[:, 2]).mean() < 10.0  # orbital plane z = 0
+    assert np.median(np.linalg.norm(pos, axis=1)) == pytest.approx(100.0, rel=0.05)
+    angle = np.arctan2(pos[:, 1], pos[:, 0])
+    assert (angle > 0.3).any() and (angle < -0.3).any()
+    assert np.mean(np.abs(angle) < 0.03) < 0.02  # not on top of the satellite
+    speed = np.linalg.norm(vel, axis=1)
+    assert np.median(speed) == pytest.approx(150.0, rel=0.1)
 
 
 # --- velocities ---------------------------------------------------------------------------------
@@ -133,6 +189,47 @@ def test_jeans_dispersion_of_profile_is_the_virial_scale():
     sigma = prof.dispersion(np.array([0.1, 1.0, 2.0]) * prof.r_s)
     assert np.all((sigma > 0.4 * v200) & (sigma < 1.0 * v200))
     assert prof.dispersion(np.array([prof.r_t]))[0] < 1e-6 * v200
+
+
+def jeans_numerical(prof: profiles.TruncatedNFW, r: float, beta: float, r_a: float, outer: float):
+    """sigma_r from the Jeans equation with beta(r) = beta r / (r + r_a), integrated with quad
+    (independently of the tabulated solution): rho sigma_r^2 f(r) = int_r^outer rho G M f dr',
+    f = exp(int 2 beta(r) / r dr), the density continuing as an untruncated NFW past r_t."""
+    from scipy.integrate import quad
+
+    rho = lambda x: 1.0 / (x * (1 + x) ** 2)
+    mass = lambda x: prof.mass * profiles.nfw_mu(x) / profiles.nfw_mu(prof.x_t)
+    f = lambda x: np.exp(quad(lambda y: 2 * beta * y / (y + r_a / prof.r_s) / y, 1.0, x)[0])
+    x0 = r / prof.r_s
+    integral = quad(lambda x: rho(x) * G * mass(x) / (x * prof.r_s) ** 2 * f(x) * prof.r_s,
+                    x0, outer / prof.r_s, limit=200)[0]
+    return np.sqrt(integral / (rho(x0) * f(x0)))
+
+
+def test_anisotropic_jeans_with_hot_edge_matches_a_direct_integration():
+    """Hosts move radially biased (beta -> 0.4 far out, isotropic in the centre, as measured in
+    real halos) and keep the pressure of their surroundings at the edge: the tabulated sigma_r
+    agrees with a direct integration, and sampled velocities have sigma_t / sigma_r =
+    sqrt(1 - beta(r))."""
+    m200, c = 1000.0, 8.0
+    r200 = profiles.r200_from_m200(m200)
+    prof = profiles.TruncatedNFW(mass=m200 * profiles.nfw_mu(1.2 * c) / profiles.nfw_mu(c),
+                                 r_s=r200 / c, r_t=1.2 * r200)
+    outer = 10.0 * r200
+    for r in (0.3 * prof.r_s, prof.r_s, 0.5 * r200, r200):
+        table = prof.dispersion(np.array([r]), beta=0.4, outer=outer, beta_radius=prof.r_s)[0]
+        assert table == pytest.approx(jeans_numerical(prof, r, 0.4, prof.r_s, outer), rel=0.01)
+    v200 = np.sqrt(G * m200 / r200)
+    edge = prof.dispersion(np.array([prof.r_t]), beta=0.4, outer=outer, beta_radius=prof.r_s)[0]
+    assert edge > 0.3 * v200  # hot outskirts; without `outer` the edge is cold (see above)
+    rng = np.random.default_rng(12)
+    r = np.full(50_000, r200 / 2)
+    u = profiles.random_directions(rng, len(r))
+    v = prof.sample_velocities(rng, r, u, beta=0.4, outer=outer, beta_radius=prof.r_s)
+    v_r = (v * u).sum(axis=1)
+    sigma_t = np.sqrt(((v ** 2).sum(axis=1) - v_r ** 2).mean() / 2)
+    beta_here = 0.4 * (r200 / 2) / (r200 / 2 + prof.r_s)
+    assert sigma_t / v_r.std() == pytest.approx(np.sqrt(1 - beta_here), rel=0.02)
 
 
 # --- potential ----------------------------------------------------------------------------------
@@ -197,13 +294,39 @@ def test_subhalo_particles_are_bound_in_their_own_frame(snap):
     assert checked > 2 * N_GROUPS
 
 
-def test_every_group_has_fuzz_and_subhalos_of_at_least_20(snap):
+def test_subhalos_of_at_least_20_and_fuzz_as_in_real_groups(snap):
+    """Subfind's order and minimum length. Fuzz as in real z = 0 groups: most groups have some, a
+    few per cent at most, and some have none (a sixth of real groups above 1,000 particles)."""
     g, s = snap["g"], snap["s"]
+    fuzz = []
     for i in range(N_GROUPS):
         lengths = s["SubhaloLen"][g["GroupFirstSub"][i]:g["GroupFirstSub"][i] + g["GroupNsubs"][i]]
-        assert g["GroupLen"][i] - lengths.sum() > 0
         assert lengths.min() >= 20
         assert lengths[0] == lengths.max() and np.all(np.diff(lengths[1:]) <= 0)
+        fuzz.append((g["GroupLen"][i] - lengths.sum()) / g["GroupLen"][i])
+    assert min(fuzz) >= 0 and np.mean(np.array(fuzz) > 0) >= 0.5 and np.mean(fuzz) < 0.05
+
+
+def test_groups_reach_beyond_r200_with_satellites_there(snap):
+    """Real FoF groups hold ~15% of their particles beyond R200 (filaments, infall) and half of
+    their satellites out there; the host inside R200 is triaxial."""
+    g, s = snap["g"], snap["s"]
+    outside, far, b_a = [], [], []
+    for i in range(N_GROUPS):
+        r200 = g["Group_R_Crit200"][i]
+        d = unwrapped(snap, i)
+        r = np.linalg.norm(d, axis=1)
+        outside.append(np.mean(r > r200))
+        inside = d[r <= r200]
+        axes = np.sqrt(np.linalg.eigvalsh(inside.T @ inside / len(inside)))[::-1]
+        b_a.append(axes[1] / axes[0])
+        for j in range(g["GroupFirstSub"][i] + 1, g["GroupFirstSub"][i] + g["GroupNsubs"][i]):
+            offset = s["SubhaloPos"][j] - g["GroupPos"][i]
+            offset -= snap["box"] * np.round(offset / snap["box"])
+            far.append(np.linalg.norm(offset) > r200)
+    assert 0.05 < np.mean(outside) < 0.3
+    assert len(far) >= 10 and 0.2 < np.mean(far) < 0.8
+    assert np.median(b_a) < 0.95
 
 
 # --- ordering and catalog -----------------------------------------------------------------------

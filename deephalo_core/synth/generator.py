@@ -11,20 +11,31 @@ import numpy as np
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
-from deephalo_core.synth import binding, catalog, gravity, profiles
+from deephalo_core.synth import binding, catalog, gravity, infall, profiles, satellites, streams
 from deephalo_core.units import G, TNG50_4_DARK
 
-# Group and subhalo population (particle counts).
+# Group population (particle counts) and what a group is made of; calibrated on real N-body FoF
+# groups with SUBFIND (`python -m deephalo_core realism`), see satellites.py and infall.py.
 DEFAULT_HOST_RANGE = (1_000, 150_000)
 HOST_SLOPE = 1.9  # dN/dN_p ~ N_p^-1.9 for FoF group sizes
-SUBHALO_SLOPE = 1.9  # dN/dm ~ m^-1.9
-SUBHALO_MIN = binding.MIN_SUBHALO_LEN
-SUBHALO_MAX_FRACTION = 0.1  # satellites hold at most 10% of the group's particles each
-SUBHALO_MASS_FRACTION = (0.05, 0.12)  # mass fraction in satellites before unbinding
-DIFFUSE_FRACTION = (0.01, 0.04)  # loosely bound infalling material: most of it ends up as fuzz
-FIELD_FRACTION = 0.1  # field particles per group particle in the default snapshot
+HOST_TRUNCATION = (1.1, 1.4)  # the host's NFW ends this many R200 out; filaments reach further
+HOST_BETA = 0.4  # radial velocity anisotropy of hosts far out, 1 - sigma_t^2 / sigma_r^2; it
+# grows as r / (r + r_s) from isotropic in the centre (0.3 on average over 0.3-1 R200, as measured)
+HOST_OUTER = 10.0  # R200: hosts' Jeans pressure as if the NFW went on this far (hot outskirts)
+HOST_ESCAPE_CAP = 0.9  # host particles move at most this fraction of the local escape speed
+HOST_LOPSIDED = (0.0, 0.25)  # R200: the host's edge shifts by up to this along its main
+# filament (in proportion to radius, the centre stays), as after accretion from one side
+FILAMENT_FRACTION = (0.015, 0.05)  # of the group's particles, in infall filaments
+STREAM_PROBABILITY = 0.5  # a satellite inside R200 trails a tidal stream this often
+STREAM_SIZE = (0.3, 1.0)  # stream particles per particle the satellite kept
+STREAM_MAX_FRACTION = 0.08  # all streams together, of the group's particles
+DIFFUSE_MAX = 0.06  # loosely bound infalling material, a share of the group drawn as
+# DIFFUSE_MAX x U^4 (mean 1.2%, median 0.4%): most groups have almost none, a few several per
+# cent, as real ones at z = 0
+MIN_HOST_FRACTION = 0.5  # the primary's own particles never fall below this share
 GROUP_VELOCITY_SIGMA = 200.0  # km/s per component, bulk peculiar velocities of groups
 FIELD_VELOCITY_SIGMA = 150.0
+FIELD_FRACTION = 0.1  # field particles per group particle in the default snapshot
 
 PRESETS = {
     # TNG50-4-Dark's particle count: a realistic population of groups from 100 particles up,
@@ -45,16 +56,22 @@ class Group:
 
 @dataclass
 class HostPlan:
-    """How a group's particles split into host, satellites and diffuse material, and the host's
-    truncated NFW profile and triaxial shape."""
+    """How a group's particles split into host, satellites (with their streams), filaments and
+    diffuse material; the host's truncated NFW profile and triaxial shape; how far it reaches."""
 
     n_particles: int
+    n_host: int
     n_diffuse: int
-    satellite_lengths: np.ndarray
+    satellites: list  # satellites.Satellite, largest first
+    stream_lengths: np.ndarray  # particles each satellite has lost to a stream (0: none)
+    filaments: list  # infall.Filament
+    filament_lengths: np.ndarray
     profile: profiles.TruncatedNFW
     r200: float
     v200: float
     stretch: np.ndarray
+    lopsided: np.ndarray  # (3,) how far the host's edge is pushed off its centre (ckpc/h)
+    extent: float  # no particle lies further than this from the centre (for placement)
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -68,111 +85,124 @@ def _wrap(x: np.ndarray, box: float) -> np.ndarray:
     return x
 
 
-def plan_host(rng: np.random.Generator, n_particles: int, particle_mass: float) -> HostPlan:
-    """Split a group of n_particles into host, satellites and diffuse material; size the host."""
-    n_diffuse = max(8, int(round(rng.uniform(*DIFFUSE_FRACTION) * n_particles)))
-    satellites = _satellite_lengths(rng, n_particles)
-    n_host = n_particles - n_diffuse - int(satellites.sum())
-    mass = n_host * particle_mass
-    f_trunc = rng.uniform(1.5, 2.0)  # host extends to 1.5-2 R200
+def plan_host(rng: np.random.Generator, n_particles: int, particle_mass: float,
+              softening: float) -> HostPlan:
+    """Split a group of n_particles into host, satellites, streams, filaments and diffuse
+    material; size the host from most of the group's mass (what R200 measures), then place the
+    satellites and filaments in units of that R200."""
+    n_diffuse = int(round(DIFFUSE_MAX * rng.random() ** 4 * n_particles))
+    n_filaments_total = int(round(rng.uniform(*FILAMENT_FRACTION) * n_particles))
+    f_trunc = rng.uniform(*HOST_TRUNCATION)
     scatter = rng.standard_normal()
-    m200 = mass / 1.2
+    stretch = profiles.triaxial_stretch(rng)
+    mass = 0.8 * n_particles * particle_mass  # the host plus what lies inside its R200
+    m200, c = mass, 10.0
     for _ in range(4):  # M200 and c depend on each other through the truncated mass
         c = float(profiles.concentration_mean(m200) * 10 ** (profiles.C_SCATTER_DEX * scatter))
         m200 = mass * profiles.nfw_mu(c) / profiles.nfw_mu(f_trunc * c)
     r200 = profiles.r200_from_m200(m200)
+    v200 = float(np.sqrt(G * m200 / r200))
     profile = profiles.TruncatedNFW(mass=mass, r_s=r200 / c, r_t=f_trunc * r200)
-    return HostPlan(n_particles, n_diffuse, satellites, profile, r200,
-                    float(np.sqrt(G * m200 / r200)), profiles.triaxial_stretch(rng))
-
-
-def _satellite_lengths(rng: np.random.Generator, n_particles: int) -> np.ndarray:
-    """Satellite particle counts from dN/dm ~ m^-1.9 on [20, 10% of the group]; the expected
-    number follows from the mass fraction in satellites, so it grows with the host."""
-    hi = max(SUBHALO_MIN + 1, SUBHALO_MAX_FRACTION * n_particles)
-    a = 1.0 - SUBHALO_SLOPE
-    per_count = ((hi ** a - SUBHALO_MIN ** a) / a) / ((hi ** (a + 1) - SUBHALO_MIN ** (a + 1)) / (a + 1))
-    expected = rng.uniform(*SUBHALO_MASS_FRACTION) * n_particles * per_count
-    n_sub = rng.poisson(expected)
-    lengths = np.round(profiles.power_law_sample(rng, SUBHALO_SLOPE, SUBHALO_MIN, hi, n_sub)).astype(np.int64)
-    # keep the host dominant: at most a quarter of the group in satellites
-    budget = np.cumsum(np.sort(lengths)) <= 0.25 * n_particles
-    return np.sort(lengths)[budget][::-1]
+    fils = infall.plan_filaments(rng, stretch, r200, v200)
+    sats = satellites.plan_satellites(rng, n_particles, profile, r200, stretch, fils,
+                                      particle_mass, softening)
+    stream_lengths = np.array([int(round(rng.uniform(*STREAM_SIZE) * s.n_particles))
+                               if not s.infalling and rng.random() < STREAM_PROBABILITY else 0
+                               for s in sats], dtype=np.int64)
+    stream_lengths[np.cumsum(stream_lengths) > STREAM_MAX_FRACTION * n_particles] = 0
+    n_host = n_particles - n_diffuse - n_filaments_total - int(stream_lengths.sum()) \
+        - sum(s.n_particles for s in sats)
+    if n_host < MIN_HOST_FRACTION * n_particles:  # rare: trim the extras, never the satellites
+        extras = n_diffuse + n_filaments_total + int(stream_lengths.sum())
+        keep = max(0.0, 1.0 - (MIN_HOST_FRACTION * n_particles - n_host) / max(extras, 1))
+        n_diffuse, n_filaments_total = int(n_diffuse * keep), int(n_filaments_total * keep)
+        stream_lengths = (stream_lengths * keep).astype(np.int64)
+        n_host = n_particles - n_diffuse - n_filaments_total - int(stream_lengths.sum()) \
+            - sum(s.n_particles for s in sats)
+    # the profile holds the host's own particles; its shape and R200 stay those of the group
+    profile = profiles.TruncatedNFW(mass=n_host * particle_mass, r_s=profile.r_s, r_t=profile.r_t)
+    reach = [profile.r_t * np.linalg.norm(stretch, 2)]
+    reach += [f.length + 3.0 * r200 * (infall.WIDTH[0] + infall.WIDTH[1] * f.length / r200) for f in fils]
+    reach += [np.linalg.norm(s.offset) + s.profile.r_t for s in sats]
+    lopsided = rng.uniform(*HOST_LOPSIDED) * r200 * fils[0].direction
+    reach[0] += float(np.linalg.norm(lopsided))
+    return HostPlan(n_particles, n_host, n_diffuse, sats, stream_lengths, fils,
+                    infall.split(rng, n_filaments_total, len(fils)), profile, r200, v200, stretch,
+                    lopsided, float(max(reach)))
 
 
 def make_group(rng: np.random.Generator, plan: HostPlan, particle_mass: float,
                softening: float) -> Group:
     """Particles of one group, labelled by unbinding and ordered as Subfind orders them."""
-    host = plan.profile
-    host_n = plan.n_particles - plan.n_diffuse - int(plan.satellite_lengths.sum())
-    pos_host, r_host = host.sample_positions(rng, host_n)
-    vel_host = host.sample_velocities(rng, r_host)
-    pieces_pos, pieces_vel = [pos_host @ plan.stretch.T], [vel_host]
+    host, stretch = plan.profile, plan.stretch
+    pos_host, r_host = host.sample_positions(rng, plan.n_host)
+    pos_host = pos_host @ stretch.T
+    # radial anisotropy about the stretched (true) radial direction, with the spherical
+    # profile's dispersion at the unstretched radius
+    radial = pos_host / np.maximum(np.linalg.norm(pos_host, axis=1), 1e-12)[:, None]
+    pos_host += (r_host / host.r_t)[:, None] * plan.lopsided
+    vel_host = host.sample_velocities(rng, r_host, radial, beta=HOST_BETA,
+                                      outer=HOST_OUTER * plan.r200, beta_radius=host.r_s)
+    pieces_pos, pieces_vel = [pos_host], [vel_host]
 
-    # satellites: spread through the host, less concentrated than its mass
-    n_sat = len(plan.satellite_lengths)
-    c_host = plan.r200 / host.r_s
-    spread = profiles.TruncatedNFW(1.0, plan.r200 / max(c_host / 3.0, 1.0), 1.2 * plan.r200)
-    distances = spread.sample_radii(rng, 4 * n_sat + 4)
-    distances = distances[distances > 0.08 * plan.r200][:n_sat]
-    while len(distances) < n_sat:  # rare: too few draws beyond the inner cut
-        more = spread.sample_radii(rng, 4 * n_sat)
-        distances = np.concatenate([distances, more[more > 0.08 * plan.r200]])[:n_sat]
-    sat_offsets = distances[:, None] * profiles.random_directions(rng, n_sat) @ plan.stretch.T
-    sat_bulk = host.dispersion(distances)[:, None] * rng.standard_normal((n_sat, 3))
-    for n_j, d_j, offset, bulk in zip(plan.satellite_lengths, distances, sat_offsets, sat_bulk):
-        sat = satellite_profile(rng, int(n_j), float(d_j), host, particle_mass, softening)
-        p, r = sat.sample_positions(rng, int(n_j))
-        pieces_pos.append(offset + p)
-        pieces_vel.append(bulk + sat.sample_velocities(rng, r))
+    sat_bulk = []
+    for sat in plan.satellites:
+        p, r = sat.profile.sample_positions(rng, sat.n_particles)
+        bulk = satellites.bulk_velocity(rng, sat, host, plan.v200, HOST_BETA, HOST_OUTER * plan.r200)
+        pieces_pos.append(sat.offset + p)
+        pieces_vel.append(bulk + sat.profile.sample_velocities(rng, r))
+        sat_bulk.append(bulk)
+    # what the satellites lost, along their orbits, and what falls in along the filaments: both
+    # are the host's (or fuzz) for Subfind
+    for sat, bulk, n_s in zip(plan.satellites, sat_bulk, plan.stream_lengths):
+        if n_s:
+            sigma = float(sat.profile.dispersion(np.array([sat.profile.r_s]))[0])
+            p, v = streams.stream_particles(rng, int(n_s), sat.offset, bulk, sat.profile.r_t, sigma)
+            pieces_pos.append(p)
+            pieces_vel.append(v)
+    for fil, n_f in zip(plan.filaments, plan.filament_lengths):
+        p, v = infall.filament_particles(rng, fil, int(n_f), plan.r200, plan.v200)
+        pieces_pos.append(p)
+        pieces_vel.append(v)
 
-    # diffuse infalling material near the edge, at 0.8-1.6 times the local escape speed: most
-    # of it is unbound and becomes the group's fuzz
+    # diffuse infalling material near the host's edge, at 0.8-1.6 times the local escape speed:
+    # most of it is unbound and becomes the group's fuzz
     r_diff = host.r_t * rng.uniform(0.75, 1.0, plan.n_diffuse)
     dirs = profiles.random_directions(rng, plan.n_diffuse)
-    pieces_pos.append((r_diff[:, None] * dirs) @ plan.stretch.T)
+    pieces_pos.append((r_diff[:, None] * dirs) @ stretch.T)
     pos = np.concatenate(pieces_pos)
     potential = gravity.potential(pos, particle_mass, softening)
-    heading = -dirs + 0.7 * profiles.random_directions(rng, plan.n_diffuse)
-    heading /= np.linalg.norm(heading, axis=1, keepdims=True)
-    escape = np.sqrt(2.0 * np.abs(potential[-plan.n_diffuse:]))
+    heading = -0.3 * dirs + profiles.random_directions(rng, plan.n_diffuse)  # in and out
+    heading /= np.maximum(np.linalg.norm(heading, axis=1, keepdims=True), 1e-12)
+    escape = np.sqrt(2.0 * np.abs(potential[len(pos) - plan.n_diffuse:]))
     pieces_vel.append(heading * (escape * rng.uniform(0.8, 1.6, plan.n_diffuse))[:, None])
     vel = np.concatenate(pieces_vel)
+    # an equilibrium halo has no particle above its escape speed (a Gaussian does): cap the host's
+    # speeds, so its fuzz comes from infall, as in real groups, not from a velocity tail
+    escape_host = np.sqrt(2.0 * np.abs(potential[:plan.n_host]))
+    speed = np.linalg.norm(vel[:plan.n_host], axis=1)
+    vel[:plan.n_host] *= np.minimum(1.0, HOST_ESCAPE_CAP * escape_host / np.maximum(speed, 1e-12))[:, None]
     vel += GROUP_VELOCITY_SIGMA * rng.standard_normal(3)
 
     # Subfind-style labels: satellites keep what is bound to them in their own frame
-    bounds = np.cumsum([0, host_n, *plan.satellite_lengths])
-    satellites, leftovers = [], [np.arange(host_n), np.arange(bounds[-1], len(pos))]
-    for lo, hi in zip(bounds[1:-1], bounds[2:]):
+    bounds = np.cumsum([plan.n_host, *(s.n_particles for s in plan.satellites)])
+    satellites_kept, leftovers = [], [np.arange(plan.n_host), np.arange(bounds[-1], len(pos))]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
         members = np.arange(lo, hi)
         kept, _ = binding.unbind(pos[members], vel[members], particle_mass, softening)
-        satellites.append(members[kept])
+        satellites_kept.append(members[kept])
         leftovers.append(np.setdiff1d(members, members[kept], assume_unique=True))
     candidates = np.sort(np.concatenate(leftovers))
     kept, _ = binding.unbind(pos[candidates], vel[candidates], particle_mass, softening)
     primary = candidates[kept]
     fuzz = np.setdiff1d(candidates, primary, assume_unique=True)
     fuzz = fuzz[np.argsort(potential[fuzz], kind="stable")]
-    satellites = [s for s in satellites if len(s)]
-    satellites.sort(key=len, reverse=True)  # stable: equal lengths keep generation order
-    order = np.concatenate([primary, *satellites, fuzz]).astype(np.int64)
+    satellites_kept = [s for s in satellites_kept if len(s)]
+    satellites_kept.sort(key=len, reverse=True)  # stable: equal lengths keep generation order
+    order = np.concatenate([primary, *satellites_kept, fuzz]).astype(np.int64)
     # a primary that dissolved leaves the largest satellite as subhalo 0, as in Subfind
-    lengths = ([len(primary)] if len(primary) else []) + [len(s) for s in satellites]
+    lengths = ([len(primary)] if len(primary) else []) + [len(s) for s in satellites_kept]
     return Group(pos[order], vel[order], potential[order], lengths)
-
-
-def satellite_profile(rng: np.random.Generator, n_particles: int, distance: float,
-                      host: profiles.TruncatedNFW, particle_mass: float,
-                      softening: float) -> profiles.TruncatedNFW:
-    """A tidally truncated NFW: structure of its (more massive) infall halo, cut at the Jacobi
-    radius d (m / 3 M_host(<d))^(1/3)."""
-    mass = n_particles * particle_mass
-    m_infall = mass * rng.uniform(1.5, 4.0)
-    r200 = profiles.r200_from_m200(m_infall)
-    r_s = r200 / float(profiles.concentration(m_infall, rng))
-    jacobi = distance * (mass / (3.0 * max(float(host.enclosed_mass(distance)), mass))) ** (1.0 / 3.0)
-    r_t = float(np.clip(jacobi, max(0.5 * r_s, 2.0 * softening), r200))
-    return profiles.TruncatedNFW(mass=mass, r_s=r_s, r_t=r_t)
 
 
 def group_sizes(rng: np.random.Generator, n_groups: int, host_range) -> np.ndarray:
@@ -236,8 +266,8 @@ def build(seed: int = 0, n_groups: int = 150, preset: str | None = None, progres
         raise ValueError(f"n_groups must be at least 1, got {n_groups}")
 
     sizes = group_sizes(_rng(seed, 0), n_groups, host_range)
-    plans = [plan_host(_rng(seed, 1, g), int(n), m) for g, n in enumerate(sizes)]
-    extents = np.array([p.profile.r_t * np.linalg.norm(p.stretch, 2) for p in plans])
+    plans = [plan_host(_rng(seed, 1, g), int(n), m, eps) for g, n in enumerate(sizes)]
+    extents = np.array([p.extent for p in plans])
     centres = place_groups(_rng(seed, 2), extents, box)
 
     groups, subs, parts = [], [], []

@@ -1,5 +1,6 @@
 """Halo profiles for the synthetic snapshot: truncated NFW sampling, the mass-concentration
-relation, isotropic Jeans velocity dispersion, power-law mass functions and triaxial shapes.
+relation, Jeans velocity dispersion (isotropic or radially anisotropic), power-law mass functions
+and triaxial shapes.
 
 Lengths ckpc/h, masses 1e10 Msun/h, velocities km/s (TNG code units, z = 0).
 """
@@ -80,23 +81,43 @@ class TruncatedNFW:
         r = self.sample_radii(rng, n)
         return r[:, None] * random_directions(rng, n), r
 
-    def dispersion(self, r) -> np.ndarray:
-        """1-D isotropic Jeans velocity dispersion sigma(r) [km/s] of the profile in its own
-        potential, with zero pressure at the truncation radius:
-        rho sigma^2 (r) = int_r^r_t rho G M(<r') / r'^2 dr'."""
-        x_t = self.x_t
-        y = np.geomspace(_X_MIN, x_t, _GRID_POINTS)
-        integrand = nfw_mu(y) / (y ** 3 * (1.0 + y) ** 2)
-        # cumulative integral from y to x_t (trapezoid in log y)
+    def dispersion(self, r, beta: float = 0.0, outer: float | None = None,
+                   beta_radius: float = 0.0) -> np.ndarray:
+        """Radial velocity dispersion sigma_r(r) [km/s] from the Jeans equation with anisotropy
+        beta(r) = 1 - sigma_t^2 / sigma_r^2 = beta r / (r + beta_radius): isotropic in the
+        centre, `beta` far out (beta_radius 0: constant; beta 0: isotropic, the 1-D dispersion).
+        Its integrating factor is (r + beta_radius)^(2 beta), so
+        rho sigma_r^2 (r + r_a)^(2 beta) = int_r^outer rho G M(<r') (r' + r_a)^(2 beta) / r'^2 dr'.
+
+        outer None: zero pressure at the truncation radius. outer > r_t: the profile is taken
+        to go on as an untruncated NFW out to `outer`, so the edge keeps the pressure of the
+        surroundings a real halo sits in (its outskirts do not cool to zero)."""
+        x_out = self.x_t if outer is None else max(outer / self.r_s, self.x_t)
+        x_a = beta_radius / self.r_s
+        y = np.geomspace(_X_MIN, x_out, _GRID_POINTS)
+        integrand = nfw_mu(y) * (y + x_a) ** (2.0 * beta) / (y ** 3 * (1.0 + y) ** 2)
+        # cumulative integral from y to x_out (trapezoid in log y)
         steps = 0.5 * (integrand[1:] * y[1:] + integrand[:-1] * y[:-1]) * np.diff(np.log(y))
         tail = np.concatenate([np.cumsum(steps[::-1])[::-1], [0.0]])
-        x = np.clip(np.asarray(r, dtype=np.float64) / self.r_s, _X_MIN, x_t)
-        sigma2 = (G * self.mass / (self.r_s * nfw_mu(x_t))) * x * (1.0 + x) ** 2 * np.interp(x, y, tail)
+        x = np.clip(np.asarray(r, dtype=np.float64) / self.r_s, _X_MIN, x_out)
+        sigma2 = (G * self.mass / (self.r_s * nfw_mu(self.x_t))) * x * (x + x_a) ** (-2.0 * beta) \
+            * (1.0 + x) ** 2 * np.interp(x, y, tail)
         return np.sqrt(np.maximum(sigma2, 0.0))
 
-    def sample_velocities(self, rng: np.random.Generator, r: np.ndarray) -> np.ndarray:
-        """Isotropic Gaussian velocities (n,3) with the Jeans dispersion at each radius."""
-        return self.dispersion(r)[:, None] * rng.standard_normal((len(r), 3))
+    def sample_velocities(self, rng: np.random.Generator, r: np.ndarray, directions=None,
+                          beta: float = 0.0, outer: float | None = None,
+                          beta_radius: float = 0.0) -> np.ndarray:
+        """Gaussian velocities (n,3) with the Jeans dispersion at each radius: isotropic, or
+        with sigma_r along `directions` (unit vectors from the centre) and
+        sqrt(1 - beta(r)) sigma_r across them when beta != 0 (see `dispersion`)."""
+        r = np.asarray(r, dtype=np.float64)
+        v = self.dispersion(r, beta, outer, beta_radius)[:, None] * rng.standard_normal((len(r), 3))
+        if beta == 0.0:
+            return v
+        u = np.asarray(directions, dtype=np.float64)
+        radial = (v * u).sum(axis=1, keepdims=True) * u
+        beta_r = beta * r / np.maximum(r + beta_radius, 1e-300)
+        return radial + np.sqrt(1.0 - beta_r)[:, None] * (v - radial)
 
 
 def random_directions(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -104,11 +125,13 @@ def random_directions(rng: np.random.Generator, n: int) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
 
 
-def triaxial_stretch(rng: np.random.Generator) -> np.ndarray:
-    """A volume-preserving 3x3 map: random orientation, mild axis ratios b/a in [0.8, 0.95],
-    c/a in [0.65, b/a]."""
-    q = rng.uniform(0.8, 0.95)
-    s = rng.uniform(0.65, q)
+def triaxial_stretch(rng: np.random.Generator, q_range=(0.6, 0.95),
+                     s_over_q=(0.6, 0.95)) -> np.ndarray:
+    """A volume-preserving 3x3 map: random orientation, axis ratios b/a = q in q_range and
+    c/a = q x U(s_over_q). The defaults give, measured within R200 (where the sphere rounds
+    them), the axis ratios of real N-body hosts (b/a ~ 0.85, c/a ~ 0.7)."""
+    q = rng.uniform(*q_range)
+    s = q * rng.uniform(*s_over_q)
     axes = np.array([1.0, q, s]) / (q * s) ** (1.0 / 3.0)
     rotation = Rotation.random(random_state=rng).as_matrix()
     return rotation @ np.diag(axes) @ rotation.T

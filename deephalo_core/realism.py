@@ -15,7 +15,6 @@ of its run). V200 = sqrt(G M200 / (a R200)), the physical scale of peculiar velo
 of any redshift compare. Real halos of several snapshots and runs can be pooled.
 """
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -261,26 +260,19 @@ def plot(real: dict, synthetic: dict, path) -> None:
 
 # --- CLI ------------------------------------------------------------------------------------------
 
-def parse_source(spec: str, default_snap: int | None) -> list[tuple[Path, int | None]]:
-    """PATH, PATH@N or PATH@N,M,...: the snapshots of one source (None: the reader's default)."""
-    m = re.fullmatch(r"(.+)@(\d+(?:,\d+)*)", spec)
-    if m:
-        return [(Path(m.group(1)), int(s)) for s in m.group(2).split(",")]
-    return [(Path(spec), default_snap)]
-
-
-def gather(specs: list[str], default_snap: int | None, progress: bool, side: str):
-    """Pooled (per-halo, per-satellite) tables of every snapshot of every source."""
+def gather(specs: list[str], snaps: str, progress: bool, side: str):
+    """Pooled (per-halo, per-satellite) tables of every chosen snapshot of every source
+    (PATH or PATH#SNAPS, as training and evaluation take them)."""
     from deephalo_core.data import open_simulation
+    from deephalo_core.dataset import expand_sources, source_label
 
     halos, satellites = [], []
-    for spec in specs:
-        for path, snap in parse_source(spec, default_snap):
-            with (open_simulation(path) if snap is None else open_simulation(path, snap=snap)) as sim:
-                h, s = collect(sim, progress=progress, desc=f"{side} {path.name} snap {sim.snap}")
-            h["source"] = f"{path}@{sim.snap}"
-            halos.append(h)
-            satellites.append(s)
+    for path, snap in expand_sources(specs, snaps):
+        with open_simulation(path, snap=snap) as sim:
+            h, s = collect(sim, progress=progress, desc=f"{side} {Path(path).name}#{sim.snap}")
+        h["source"] = source_label(path, sim.snap)
+        halos.append(h)
+        satellites.append(s)
     h, s = pd.concat(halos, ignore_index=True), pd.concat(satellites, ignore_index=True)
     if not len(h):
         raise DataError(f"no halos with >= {HOST_BINS[0][0]} particles in the {side} source(s) "
@@ -288,10 +280,11 @@ def gather(specs: list[str], default_snap: int | None, progress: bool, side: str
     return h, s
 
 
-def run(real: list[str], synthetic: list[str], snap: int | None = None, progress: bool = True) -> dict:
-    """Summaries of both sides and their comparison rows."""
-    real_h, real_s = gather(real, snap, progress, "real")
-    synth_h, synth_s = gather(synthetic, None, progress, "synthetic")
+def run(real: list[str], synthetic: list[str], snaps: str = "last", progress: bool = True) -> dict:
+    """Summaries of both sides and their comparison rows. snaps: the outputs of `real` paths
+    given without #SNAPS ("last", "all" or numbers like 0,1,4); synthetic ones take their last."""
+    real_h, real_s = gather(real, snaps, progress, "real")
+    synth_h, synth_s = gather(synthetic, "last", progress, "synthetic")
     real_sum, synth_sum = summarise(real_h, real_s), summarise(synth_h, synth_s)
     return dict(real_sources=real, synthetic_sources=synthetic, sigma_edges=list(SIGMA_EDGES),
                 mass_ratio_grid=MASS_RATIO_GRID.tolist(), real=real_sum, synthetic=synth_sum,
@@ -314,17 +307,19 @@ def main(argv=None) -> int:
                                 description="Compare halos of matched size between real and synthetic "
                                 "snapshots: subhalo mass function, satellite and fuzz fractions, radial "
                                 "distribution, velocity dispersion profile, shapes.")
-    p.add_argument("--real", action="append", required=True, metavar="PATH[@N,...]",
-                   help="real simulation (repeatable; @N picks snapshots, pooled)")
-    p.add_argument("--synthetic", action="append", required=True, metavar="PATH[@N,...]",
-                   help="synthetic simulation (repeatable)")
-    p.add_argument("--snap", type=int, default=None, help="snapshot of --real paths given without @N")
+    p.add_argument("--real", action="append", required=True, metavar="PATH[#SNAPS]",
+                   help="real simulation output (repeatable, pooled; #SNAPS: last, all or 0,1,4)")
+    p.add_argument("--synthetic", action="append", required=True, metavar="PATH[#SNAPS]",
+                   help="synthetic simulation (repeatable, pooled)")
+    p.add_argument("--snap", default="last", metavar="SNAPS",
+                   help="outputs of --real paths given without #SNAPS: last (default), all, or "
+                   "numbers like 0,1,4")
     p.add_argument("--out", type=Path, help="write the plots to this PNG")
     p.add_argument("--json", type=Path, help="write every statistic to this JSON file")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        result = run(args.real, args.synthetic, args.snap, progress=not args.no_progress)
+        result = run(args.real, args.synthetic, str(args.snap), progress=not args.no_progress)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

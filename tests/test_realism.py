@@ -1,6 +1,7 @@
 """`python -m deephalo_core realism`: per-halo statistics on a hand-built halo with known answers,
 bins and the cumulative mass function, and the CLI end to end on small synthetic snapshots."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from deephalo_core.errors import DataError
 from deephalo_core.physics import virial_velocity
 
 R200, M200 = 200.0, 100.0  # ckpc/h, 1e10 Msun/h
+SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "sample" / "L8750-N64-s181170" / "output"
 
 
 def handmade_halo(sigma: float = 150.0, seed: int = 0) -> Halo:
@@ -96,15 +98,9 @@ def test_summary_bins_and_cumulative_mass_function():
     assert ("3,000-10,000", "halos") not in by_key  # empty on both sides: left out
 
 
-def test_parse_source_reads_snapshot_lists():
-    assert realism.parse_source("/a/b@0,3", None) == [(realism.Path("/a/b"), 0), (realism.Path("/a/b"), 3)]
-    assert realism.parse_source("/a/b", 7) == [(realism.Path("/a/b"), 7)]
-    assert realism.parse_source("/a/x@y", None) == [(realism.Path("/a/x@y"), None)]
-
-
 def test_cli_same_snapshot_twice_gives_zero_differences(small_sim_dir, tmp_path, capsys):
     png, out = tmp_path / "plots" / "realism.png", tmp_path / "realism.json"
-    code = realism.main(["--real", f"{small_sim_dir}@99", "--synthetic", str(small_sim_dir),
+    code = realism.main(["--real", f"{small_sim_dir}#99", "--synthetic", str(small_sim_dir),
                          "--out", str(png), "--json", str(out), "--no-progress"])
     assert code == 0
     text = capsys.readouterr().out
@@ -132,3 +128,21 @@ def test_cli_missing_snapshot_names_the_ones_there(small_sim_dir, capsys):
                          str(small_sim_dir), "--no-progress"])
     assert code == 2
     assert "99" in capsys.readouterr().err
+
+
+def test_real_sample_against_synthetic_pools_outputs_and_shows_differences(small_sim_dir, tmp_path):
+    """The shipped GADGET-4 sample, both outputs pooled (z = 1 and 0), against a synthetic
+    snapshot: real halos in every bin up to 40,000 particles, small real hosts with few
+    satellites, and differences that are not zero."""
+    out = tmp_path / "realism.json"
+    assert realism.main(["--real", f"{SAMPLE}#all", "--synthetic", str(small_sim_dir),
+                         "--json", str(out), "--no-progress"]) == 0
+    result = json.loads(out.read_text())
+    real = result["real"]
+    assert real["100-1,000"]["halos"] >= 150 and real["1,000-3,000"]["halos"] >= 20
+    assert real["10,000-40,000"]["halos"] >= 1
+    assert real["100-1,000"]["satellites_20"] < 0.5  # most small real hosts have no satellite
+    assert 0.5 < real["1,000-3,000"]["b_a"] < 0.95
+    diffs = [r["difference"] for r in result["rows"]
+             if r["statistic"] != "halos" and r["difference"] is not None]
+    assert diffs and any(abs(d) > 1e-3 for d in diffs)

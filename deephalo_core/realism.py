@@ -123,7 +123,9 @@ def summarise(halos: pd.DataFrame, satellites: pd.DataFrame) -> dict:
             quart = np.quantile(distance, [0.25, 0.5, 0.75]) if len(distance) else [np.nan] * 3
             ratios = np.sort(s["mass_ratio"].to_numpy()) if len(s) else np.zeros(0)
             stats.update(
+                host_particles=float(h["n_particles"].median()),
                 satellites_20=float(h["satellites_20"].mean()),
+                satellites_per_10k=float((h["satellites_20"] / h["n_particles"]).mean() * 1e4),
                 satellites_100=float(h["satellites_100"].mean()),
                 n_above_0p01=float((ratios > 0.01).sum() / n),
                 n_above_0p1=float((ratios > 0.1).sum() / n),
@@ -149,7 +151,9 @@ def summarise(halos: pd.DataFrame, satellites: pd.DataFrame) -> dict:
 
 STAT_LABELS = {
     "halos": "halos",
+    "host_particles": "host particles (median)",
     "satellites_20": "satellites / host (>= 20 particles)",
+    "satellites_per_10k": "satellites (>= 20) per 10,000 host particles",
     "satellites_100": "satellites / host (>= 100 particles)",
     "n_above_0p01": "N(> 0.01 M_host) / host",
     "n_above_0p1": "N(> 0.1 M_host) / host",
@@ -185,7 +189,7 @@ def compare(real: dict, synthetic: dict) -> list[dict]:
 def _fmt(v: float, key: str) -> str:
     if not np.isfinite(v):
         return "-"
-    if key == "halos":
+    if key in ("halos", "host_particles"):
         return f"{v:.0f}"
     return f"{v:+.3f}" if key == "difference" else f"{v:.3f}"
 

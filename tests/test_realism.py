@@ -87,6 +87,8 @@ def test_summary_bins_and_cumulative_mass_function():
     assert [s[k]["halos"] for k in s] == [0, 2, 0, 0, 1]
     small = s["1,000-3,000"]
     assert small["satellites_20"] == 1.0 and small["major_merger_hosts"] == 0.5
+    assert small["host_particles"] == 2_000 and small["satellites_per_10k"] == pytest.approx(
+        (2 / 1_500) * 1e4 / 2)
     assert small["n_above_0p01"] == 0.5 and small["n_above_0p1"] == 0.5
     assert small["distance_median"] == pytest.approx(0.7)
     grid = realism.MASS_RATIO_GRID

@@ -92,7 +92,7 @@ def test_mass_functions_have_the_requested_slopes():
 def test_subhalo_counts_grow_with_host_mass():
     """Like real FoF groups (see realism): satellites above 20 particles grow about linearly with
     the host, about one in a 2,000-particle host and ten in a 20,000-particle one; about one host
-    in six has a satellite above a tenth of the group (a merger in progress)."""
+    in ten has a satellite above a tenth of the group (a merger in progress)."""
     rng = np.random.default_rng(3)
     small = [satellite_lengths(rng, 2_000) for _ in range(400)]
     medium = [satellite_lengths(rng, 20_000) for _ in range(200)]

@@ -8,8 +8,8 @@ its statistics calibrated on real N-body FoF groups with SUBFIND (`python -m dee
   b/a ~ 0.85, c/a ~ 0.7 within R200) out to 1.1-1.4 R200, its edge pushed off-centre along its
   main filament (lopsided); radially anisotropic Jeans velocities (beta 0 in the centre to 0.4 far
   out) with the pressure of its surroundings at the edge, capped below the escape speed.
-- Satellites from one cumulative mass function per host, N(>m/M) = 1.3 (m / 0.01 M)^-0.9 with
-  scatter, up to half the group (mergers of comparable clumps): about one satellite in a
+- Satellites from one cumulative mass function per host, N(>m/M) = 1.4 (m / 0.01 M)^-0.9 with
+  scatter, up to 30% of the group (mergers of comparable clumps): about one satellite in a
   2,000-particle host, ten in a 20,000-particle one; at d/R200 ~ 0.7-1.4 (half beyond R200, most
   of those along filaments, falling in); NFW haloes cut at their Jacobi radius.
 - Tidal streams: half of the satellites inside R200 trail particles along their orbit.

@@ -3,9 +3,10 @@
 Calibrated on real N-body FoF groups with SUBFIND (GADGET-4, TNG50-4-Dark particle mass, z = 0-1;
 see `python -m deephalo_core realism`):
 - counts: one universal cumulative mass function per host, N(> m / M_host) = A (m / 0.01 M_host)^-0.9
-  with A ~ 1.3 and host-to-host scatter, so the number above 20 particles grows about linearly
-  with host mass (a 2,000-particle host has about one satellite, a 20,000-particle host about ten)
-  and about one host in six has a satellite above a tenth of its mass;
+  with A ~ 1.4 and host-to-host scatter, so the number above 20 particles grows about linearly
+  with host mass (a 2,000-particle host has about one satellite, a 20,000-particle host about ten);
+  about one host in seven has a satellite above a tenth of its primary and none
+  one above half of it (real: one in five, none);
 - distances: half of the satellites lie beyond R200, in the FoF group's outskirts, many of them
   falling in along filaments (quartiles of d / R200 about 0.65, 1.0, 1.4);
 - each is an NFW halo cut at its Jacobi radius; inside R200 it moves with the host's dispersion,
@@ -19,10 +20,11 @@ import numpy as np
 
 from deephalo_core.synth import binding, infall, profiles
 
-ABUNDANCE = 1.3  # satellites per host above 1% of the group's particles
+ABUNDANCE = 1.4  # satellites per host above 1% of the group's particles
 ABUNDANCE_SCATTER_DEX = 0.25  # host-to-host scatter of that number (log-normal)
 SLOPE = 1.9  # dN/dm ~ m^-1.9, so N(>m) ~ m^-0.9
-MAX_FRACTION = 0.5  # a satellite holds at most half the group (a merger of comparable clumps)
+MAX_FRACTION = 0.3  # a satellite holds at most 30% of the group (about half the primary:
+# real groups have such mergers of comparable clumps, but none above half the primary)
 MASS_BUDGET = 0.4  # all satellites together hold at most this share of the group
 DISTANCE_MEDIAN = 1.0  # d / R200 of satellites: log-normal around this median
 DISTANCE_SIGMA_LN = 0.5
@@ -42,7 +44,7 @@ class Satellite:
 
 
 def satellite_lengths(rng: np.random.Generator, n_particles: int) -> np.ndarray:
-    """Particle counts from the universal N(> m / M) on [20 particles, half the group], largest
+    """Particle counts from the universal N(> m / M) on [20 particles, MAX_FRACTION of the group], largest
     first; the smallest are kept first when they would exceed the mass budget."""
     x_min = binding.MIN_SUBHALO_LEN / n_particles
     if x_min >= MAX_FRACTION:

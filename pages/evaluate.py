@@ -6,7 +6,7 @@ import streamlit as st
 
 from deephalo_core import runs, sources
 from deephalo_core.errors import DataError
-from explorer_app import require_navigation, require_simulation
+from explorer.state import require_navigation, require_simulation
 
 require_navigation()
 st.title("Evaluate")

@@ -13,7 +13,7 @@ from deephalo_core import runs, sources
 from deephalo_core.dataset import FEATURE_SETS
 from deephalo_core.models import model_names
 from deephalo_core.models.seed import LOSSES
-from explorer_app import require_navigation
+from explorer.state import require_navigation
 
 require_navigation()
 st.title("Train")

@@ -1,9 +1,10 @@
 """Shared pieces of the browser tests: start the app on a free localhost port, launch Debian's
-headless Chromium, and tell whether the two stpyvista views have drawn.
+headless Chromium, and tell whether the 3D views (explorer/halo_view.js) have drawn.
 
 Chromium missing is a failure, never a skip.
 """
 import io
+import json
 import os
 import socket
 import subprocess
@@ -106,37 +107,75 @@ def drawn_fraction(png: bytes) -> float:
     return float(np.mean(np.abs(image - background).sum(axis=1) > 40))
 
 
-def scene_sizes(page) -> list[int]:
-    frames = page.locator("iframe#stpyvistaframe")
-    return [frames.nth(i).evaluate("el => el.srcdoc.length") for i in range(frames.count())]
+VIEW = "[data-testid='halo-view']"
 
 
-def views_drawn(page, previous: list[int] | None = None) -> list[float] | None:
-    """Drawn fractions of both stpyvista iframes once both show points (new scenes, when
-    `previous` scene sizes are given); None while they do not yet."""
-    frames = page.locator("iframe#stpyvistaframe")
-    if frames.count() != 2 or (previous is not None and not all(
-            a != b for a, b in zip(scene_sizes(page), previous))):
+def view_state(page) -> dict:
+    """The 3D view's data attributes (camera, what it drew and when), {} before it exists."""
+    view = page.locator(VIEW)
+    if view.count() == 0:
+        return {}
+    return view.first.evaluate("el => Object.assign({}, el.dataset)")
+
+
+def camera(page) -> dict:
+    return json.loads(view_state(page)["camera"])
+
+
+def panel_shots(page) -> list[bytes]:
+    """A PNG of each view: the canvas's own pixels (no titles or legend over them), split into panels."""
+    import base64
+
+    from PIL import Image
+
+    view = page.locator(VIEW).first
+    n = int(view_state(page)["views"])
+    url = view.locator("canvas").evaluate("canvas => canvas.toDataURL('image/png')")
+    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    width = image.width // n
+    shots = []
+    for i in range(n):
+        buffer = io.BytesIO()
+        image.crop((i * width + 4, 0, (i + 1) * width - 4, image.height)).save(buffer, format="PNG")
+        shots.append(buffer.getvalue())
+    return shots
+
+
+def views_drawn(page, group: int | None = None, previous: str | None = None) -> list[float] | None:
+    """Drawn fractions of every view once they show points (of `group`, and a drawing other than
+    `previous`, a `view_state(page)["drawnColours"]` taken before); None while they do not yet."""
+    state = view_state(page)
+    if not state.get("frames") or not state.get("drawnColours"):
         return None
-    fractions = []
-    for i in range(2):
-        if frames.nth(i).content_frame.locator("canvas").count() == 0:
-            return None
-        box = frames.nth(i).bounding_box()
-        if not box or box["height"] < 50:
-            return None
-        fractions.append(drawn_fraction(frames.nth(i).screenshot()))
+    if group is not None and f"|{group}|" not in state["drawnScene"]:
+        return None
+    if previous is not None and state["drawnColours"] == previous:
+        return None
+    box = page.locator(VIEW).first.bounding_box()
+    if not box or box["height"] < 50:
+        return None
+    fractions = [drawn_fraction(shot) for shot in panel_shots(page)]
     return fractions if min(fractions) > 0.002 else None
 
 
-def wait_views_drawn(page, timeout_s: float, previous: list[int] | None = None) -> list[float]:
-    """Wait for both stpyvista iframes to show drawn points (new scenes, when `previous` scene
-    sizes are given); return their drawn fractions."""
+def wait_views_drawn(page, timeout_s: float, group: int | None = None, previous: str | None = None,
+                     poll_s: float = 0.05) -> list[float]:
+    """Wait for every view to show drawn points (see `views_drawn`); return their drawn fractions."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        fractions = views_drawn(page, previous)
+        fractions = views_drawn(page, group, previous)
         if fractions is not None:
             return fractions
-        time.sleep(0.25)
-    raise AssertionError(f"the two 3D views were not drawn within {timeout_s:.0f} s "
-                         f"(iframes: {page.locator('iframe#stpyvistaframe').count()})")
+        time.sleep(poll_s)
+    raise AssertionError(f"the 3D views were not drawn within {timeout_s:.0f} s (view: {view_state(page)})")
+
+
+def wait_drawn_at(page, timeout_s: float, group: int, after_ms: float) -> dict:
+    """Wait until the view drew `group` at or after the epoch time `after_ms`; its state then.
+    Reads only data attributes (no screenshots), so it does not slow what it measures."""
+    handle = page.locator(VIEW).first.element_handle(timeout=timeout_s * 1000)
+    page.wait_for_function(
+        """([el, group, after]) => el.isConnected && (el.dataset.drawnScene || "").includes(`|${group}|`)
+            && Number(el.dataset.drawnAt) >= after""",
+        arg=[handle, group, after_ms], timeout=timeout_s * 1000, polling=25)
+    return view_state(page)

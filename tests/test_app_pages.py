@@ -52,8 +52,9 @@ def simulation(home):
 
 
 def app(page=None, **query) -> AppTest:
+    """The app run once (on the embedded snapshot unless the query names a source), then `page`."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update(query)
+    at.query_params.update({"source": "embedded", **query})
     at.run()
     if page:
         at.switch_page(page)
@@ -311,3 +312,83 @@ def test_source_choices_that_cannot_be_opened_say_why(tmp_path):
         sources.source_path("ftp", "x")
     with pytest.raises(DataError, match="not a TNG"):
         sources.open_source(sources.TNG_PATH, str(tmp_path))
+
+
+def shown_scene(at) -> tuple[dict, dict]:
+    """(header, arrays) of the scene the Compare page sent to its 3D view."""
+    from deephalo_core import scene
+
+    views = at.get("bidi_component")
+    assert len(views) == 1, f"expected one 3D view component, found {len(views)}"
+    return scene.decode(views[0].proto.bytes)
+
+
+def busiest_group(simulation) -> int:
+    halos = simulation.halos
+    return int(halos.loc[halos["n_subhalos"].idxmax(), "group_id"])
+
+
+def test_compare_scene_draws_both_views_with_a_faint_primary(simulation):
+    group = busiest_group(simulation)
+    at = app("pages/compare.py", model="all-primary", halo=str(group))
+    header, arrays = shown_scene(at)
+    halo = simulation.load_halo(group)
+    assert [v["title"] for v in header["views"]] == ["Subfind (ground truth)", "Prediction: Baseline: all-primary"]
+    assert header["n"] == len(arrays["pos"]) == min(halo.n_particles, 40_000)
+    assert f"|{group}|" in header["scene"]
+    assert header["style"]["primary_alpha"] < 0.5 and header["style"]["fuzz_alpha"] == 0  # the defaults
+    assert header["style"]["primary_size"] < header["style"]["member_size"]
+    roles = arrays["rgba0"][:, 3]
+    truth = arrays["truth"]
+    assert set(np.unique(roles[truth >= 1])) == {2} and set(np.unique(roles[truth == 0])) == {0}
+    assert header["highlight"] is None and header["focus"] is None
+    at.segmented_control(key="primary_style").set_value("hidden").run()
+    at.toggle(key="show_fuzz").set_value(True).run()
+    header, _ = shown_scene(at)
+    assert header["style"]["primary_alpha"] == 0 and header["style"]["fuzz_alpha"] > 0
+    assert at.session_state["timings"]["group"] == group and at.session_state["timings"]["payload_bytes"] > 0
+
+
+def test_agreement_counts_and_view_for_the_all_primary_baseline(simulation):
+    from deephalo_core.agreement import CLASS_COLOURS, MISSED, PRIMARY_FUZZ, RIGHT
+
+    group = busiest_group(simulation)
+    at = app("pages/compare.py", model="all-primary", halo=str(group))
+    truth = simulation.load_halo(group).labels
+    # every particle predicted primary: satellites are missed, fuzz swapped, the primary right
+    expected = {"right": int((truth == 0).sum()), "missed": int((truth >= 1).sum()), "false member": 0,
+                "wrong subhalo": 0, "primary/fuzz swap": int((truth == -1).sum())}
+    shown = {m.label: int(m.value.replace(",", "")) for m in at.metric if m.label in expected}
+    assert shown == expected and expected["missed"] > 0
+    at.toggle(key="agreement_view").set_value(True).run()
+    header, arrays = shown_scene(at)
+    assert [v["title"] for v in header["views"]][-1] == "Agreement with Subfind"
+    assert header["views"][2]["highlight_by"] == ["truth", "pred"]
+    colours = arrays["rgba2"][:, :3]
+    members, fuzz, primary = arrays["truth"] >= 1, arrays["truth"] == -1, arrays["truth"] == 0
+    assert (colours[members] == CLASS_COLOURS[MISSED]).all()
+    assert (colours[fuzz] == CLASS_COLOURS[PRIMARY_FUZZ]).all() and (colours[primary] == CLASS_COLOURS[RIGHT]).all()
+    assert (arrays["rgba2"][members, 3] == 2).all()  # errors drawn as members: they stand out
+    assert [item["name"] for item in header["legend"]][:4] == ["right", "missed", "false member", "wrong subhalo"]
+
+
+def test_picking_a_table_row_highlights_and_centres_that_subhalo(simulation):
+    group = busiest_group(simulation)
+    at = app("pages/compare.py", model="all-primary", halo=str(group))
+    table = at.dataframe[0].value
+    row = 1  # Subfind's first satellite
+    rank = int(table.iloc[row]["GT rank"])
+    key = next(k for k in at.session_state._state.filtered_state if str(k).startswith("subhalo_table"))
+    at.session_state[key] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    header, _ = shown_scene(at)
+    assert header["highlight"] == {"truth": rank, "pred": None}  # all-primary has no satellite to match
+    halo = simulation.load_halo(group)
+    middle = np.median(halo.pos[halo.labels == rank] - halo.center, axis=0)
+    assert np.allclose(header["focus"]["centre"], middle) and header["focus"]["radius"] > 0
+    assert any(c.value == f"Highlighted: Subfind rank {rank}." for c in at.caption)
+    other = int(simulation.halos.loc[simulation.halos["group_id"] != group, "group_id"].iloc[0])
+    next(s for s in at.selectbox if s.label == "Halo").set_value(other).run()
+    header, _ = shown_scene(at)  # another halo: nothing picked in its own table yet
+    assert f"|{other}|" in header["scene"] and header["highlight"] is None and header["focus"] is None

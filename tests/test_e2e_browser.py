@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from browser_helpers import (drawn_fraction, launch_chromium, make_embedded, require_chromium, READY,
-                             scene_sizes, serve_app, shots_dir, wait_views_drawn)
+                             serve_app, shots_dir, wait_views_drawn)
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +50,18 @@ def test_compare_draws_both_views_and_training_runs(app_url, browser, tmp_path):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 
     # A shared link straight to Compare on a fresh server: the sidebar's choices come from the URL.
-    page.goto(f"{url}/compare?model={model}&halo={int(small.group_id)}", wait_until="domcontentloaded")
-    wait_views_drawn(page, timeout_s=240)
+    page.goto(f"{url}/compare?source=embedded&model={model}&halo={int(small.group_id)}",
+              wait_until="domcontentloaded")
+    wait_views_drawn(page, timeout_s=240, group=int(small.group_id))
     page.get_by_text(f"segmented {int(small.n_particles):,} particles").wait_for(timeout=60_000)
     page.wait_for_selector(READY, timeout=60_000)
 
     # Select the largest halo and time it until both views show it.
-    before = scene_sizes(page)
     page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").first.click()
     started = time.monotonic()
     page.get_by_role("option", name=f"group {int(largest.group_id)} ({int(largest.n_particles):,} particles)").click()
     page.get_by_text(f"segmented {int(largest.n_particles):,} particles").wait_for(timeout=240_000)
-    fractions = wait_views_drawn(page, timeout_s=240, previous=before)
+    fractions = wait_views_drawn(page, timeout_s=240, group=int(largest.group_id))
     elapsed = time.monotonic() - started
     print(f"\n[e2e] halo selection to both views drawn: largest halo, group {int(largest.group_id)}, "
           f"{int(largest.n_particles):,} particles, {model}, {len(halos)} groups: {elapsed:.1f} s; "

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import (READY, drawn_fraction, launch_chromium, make_embedded, require_chromium, scene_sizes,
-                             serve_app, wait_views_drawn)
+from browser_helpers import (READY, drawn_fraction, launch_chromium, make_embedded, require_chromium, serve_app,
+                             view_state, wait_views_drawn)
 
 SESSIONS = 5
 COLOUR_MODES = ["label", "potential", "speed", "potential", "speed"]
@@ -63,21 +63,22 @@ class Session:
         self.url = url
 
     def open_compare(self) -> None:  # returns once the request is sent: the sessions overlap
-        self.page.goto(f"{self.url}/compare?model={self.model}&halo={self.group_id}", wait_until="commit")
+        self.page.goto(f"{self.url}/compare?source=embedded&model={self.model}&halo={self.group_id}",
+                       wait_until="commit")
 
-    def wait_compare(self, previous: list[int] | None = None) -> None:
+    def wait_compare(self, previous: str | None = None) -> None:
         self.page.get_by_text(f"segmented {self.n_particles:,} particles").wait_for(timeout=PAGE_TIMEOUT_S * 1000)
-        wait_views_drawn(self.page, timeout_s=PAGE_TIMEOUT_S, previous=previous)
+        wait_views_drawn(self.page, timeout_s=PAGE_TIMEOUT_S, group=self.group_id, previous=previous)
         self.page.wait_for_selector(READY, timeout=PAGE_TIMEOUT_S * 1000)
 
     def colour_radio(self):
         return self.page.locator("[data-testid='stRadio']").filter(has_text="Colour by")
 
-    def choose_colour(self) -> list[int] | None:
-        """Click this session's colour mode; the scene sizes before, to wait for the new scenes."""
+    def choose_colour(self) -> str | None:
+        """Click this session's colour mode; what the view drew before, to wait for the new colours."""
         if self.colour == "label":
             return None
-        before = scene_sizes(self.page)
+        before = view_state(self.page)["drawnColours"]
         self.colour_radio().get_by_text(self.colour, exact=True).click()
         return before
 

@@ -1,7 +1,7 @@
 """Whole-snapshot prediction: every halo segmented, written as a TNG-style HDF5 catalog.
 
     python -m deephalo_core predict --data PATH --checkpoint FILE --out FILE.hdf5
-        [--min-particles N] [--block-halos N] [--block-particles N]
+        [--snap N] [--min-particles N] [--block-halos N] [--block-particles N]
 
 The groups to predict (at least --min-particles particles) are cut into blocks of consecutive
 groups (at most --block-halos halos and about --block-particles particles each; a bigger halo is a
@@ -109,12 +109,13 @@ def _save_part(path: Path, rank: int, **arrays) -> None:
 
 
 def predict_block(sim, method, groups: list) -> dict:
-    """Labels and subhalo tables of the halos of one block, as arrays for its part file."""
+    """Labels and subhalo tables of the halos of one block, as arrays for its part file. The
+    block's halos are segmented together (Method.predict_many batches a model's network)."""
     offsets, counts, n_subs, labels_all = [], [], [], []
     tables = {key: [] for key in TABLE_KEYS}
-    for g in groups:
-        halo = sim.load_halo(int(g))
-        labels = np.asarray(method.predict(halo), dtype=np.int32)
+    halos = [sim.load_halo(int(g)) for g in groups]
+    for g, halo, labels in zip(groups, halos, method.predict_many(halos)):
+        labels = np.asarray(labels, dtype=np.int32)
         if labels.shape != (halo.n_particles,):
             raise DataError(f"method {method.name} returned {labels.shape} labels for group {g} "
                             f"of {halo.n_particles} particles")
@@ -278,7 +279,8 @@ def main(argv=None) -> int:
                         help="at most this many halos per part file (the unit of resuming)")
     parser.add_argument("--block-particles", type=int, default=2_000_000,
                         help="at most about this many particles per part file")
-    parser.add_argument("--snap", type=int, default=99)
+    parser.add_argument("--snap", type=int, default=None,
+                        help="output number (default: the last one with particles and a catalog)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.min_particles < 1 or args.block_halos < 1 or args.block_particles < 1:
@@ -302,7 +304,7 @@ def main(argv=None) -> int:
                     checkpoint=str(checkpoint.resolve()) if checkpoint else args.checkpoint,
                     checkpoint_mtime=checkpoint.stat().st_mtime if checkpoint else 0.0,
                     min_particles=args.min_particles, block_halos=args.block_halos,
-                    block_particles=args.block_particles, snap=args.snap)
+                    block_particles=args.block_particles, snap=sim.snap)
         blocks = _manifest(parts_dir, plan_blocks(chosen["group_id"].tolist(),
                                                   chosen["n_particles"].tolist(),
                                                   args.block_halos, args.block_particles), meta)

@@ -2,8 +2,11 @@
 
 `load_method(spec)` takes "default" (the shipped assets/models/default.pt), "all-primary",
 "hdbscan", a checkpoint path, or a training run directory (its best.pt). Models run on CUDA when
-available, else on the CPU.
+available, else on the CPU. `Method.checksum` is the sha256 of the checkpoint bytes the weights
+came from (None for a baseline): what names a model in caches of its predictions.
 """
+import hashlib
+import io
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -36,6 +39,7 @@ class Method:
     feature_set: str = "seed"
     checkpoint: Path | None = None
     info: dict = field(default_factory=dict)  # checkpoint metadata (epoch, metrics, data)
+    checksum: str | None = None  # sha256 of the checkpoint's bytes; None for a baseline
 
     def predict(self, halo) -> np.ndarray:
         """int32 labels for every particle: -1 fuzz, 0 primary, 1.. by decreasing size."""
@@ -44,12 +48,23 @@ class Method:
             return baseline_labels(self.name, features)
         return np.asarray(self.model.predict_labels(features), dtype=np.int32)
 
+    def predict_many(self, halos) -> list[np.ndarray]:
+        """`predict` of each halo, in order; a model that can batch halos (`predict_many`) runs
+        its network once per batch instead of once per halo, with the same labels."""
+        if self.kind == "model" and hasattr(self.model, "predict_many"):
+            features = (halo_features(halo, self.feature_set) for halo in halos)
+            return [np.asarray(labels, dtype=np.int32) for labels in self.model.predict_many(features)]
+        return [self.predict(halo) for halo in halos]
 
-def _read_checkpoint(path: Path, device: str) -> dict:
+
+def _read_checkpoint(path: Path, device: str) -> tuple[dict, str]:
+    """(the checkpoint, sha256 of its bytes), both from one read of the file."""
     import torch
 
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        data = path.read_bytes()
+        return (torch.load(io.BytesIO(data), map_location=device, weights_only=True),
+                hashlib.sha256(data).hexdigest())
     except Exception as exc:  # a truncated or foreign file: say which and what to do
         raise DataError(f"cannot read checkpoint {path}: {exc}. Use a .pt written by "
                         "`python -m deephalo_core train`") from exc
@@ -74,14 +89,15 @@ def load_method(spec, device: str | None = None) -> Method:
         if not path.exists():
             raise DataError(f"no model {str(spec)!r}: not a checkpoint file, run directory or one of "
                             f"default, {', '.join(BASELINES)}")
-    ckpt = _read_checkpoint(path, device)
+    ckpt, checksum = _read_checkpoint(path, device)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "state_dict" not in ckpt:
         raise DataError(f"{path} is not a DeepHalo checkpoint (no model name or weights)")
     model = model_from_checkpoint(ckpt).to(device).eval()
     name = "default" if spec == "default" else ckpt["model"]
     info = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer", "rng")}
     return Method(name=name, kind="model", device=device, model=model,
-                  feature_set=ckpt["config"].get("feature_set", "seed"), checkpoint=path, info=info)
+                  feature_set=ckpt["config"].get("feature_set", "seed"), checkpoint=path, info=info,
+                  checksum=checksum)
 
 
 @lru_cache(maxsize=8)

@@ -19,7 +19,19 @@ A PointGroup/HALOS-style instance segmenter that handles any number of subhalos:
    `cluster_eps` join, border points take their nearest core's cluster). Clusters smaller than
    `min_members` (Subfind's 20) go back to primary or fuzz, whichever the model prefers. Primary
    keeps label 0, clusters are ranked 1.. by decreasing size.
+
+Inference over many halos (`predict_many`) runs the network once per batch of halos: their graphs
+are disjoint, so a batch is their rows concatenated with each halo's neighbour indices shifted to
+its rows, and every layer acts row by row or within a halo's own neighbours; the labels are the
+ones `predict_labels` gives halo by halo. The k-d tree queries of a large halo use every core
+(they run without the GIL, on plain threads that do not spin while the machine is busy).
 """
+import contextlib
+import os
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,6 +45,41 @@ from deephalo_core.models import relabel_by_size
 FUZZ, PRIMARY, SUBHALO = 0, 1, 2  # semantic classes
 EPS_GRID = (0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
 BIAS_GRID = (-2.0, -1.0, 0.0, 1.0, 2.0)
+# Inference: k-d tree queries of halos this large use every core (below it, starting threads costs
+# more than it saves); at most this many rows go through the network at once when halos are batched
+# (a larger halo goes alone), which bounds the layers' activations.
+PARALLEL_MIN_POINTS = 8192
+BATCH_POINTS = 65_536
+INFER_CHUNK_ROWS = 4096  # rows whose neighbour messages are gathered at once (see pooled_messages)
+
+
+def query_workers(n: int) -> int:
+    """cKDTree.query's `workers` for a halo of n points at inference time."""
+    return -1 if n >= PARALLEL_MIN_POINTS else 1
+
+
+_threads_lock = threading.Lock()
+_threads_users = [0, 1]  # callers inside one_torch_thread, torch's thread count before the first
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Run torch's CPU operators on one thread meanwhile. The network's operators are small and
+    memory-bound: with several threads each one waits for the others at every operator, which on a
+    busy machine (a descheduled thread) costs ~10 ms per operator; the cores go to the k-d trees
+    and to preparing the next halos instead. Nested and concurrent callers share the setting."""
+    with _threads_lock:
+        if _threads_users[0] == 0:
+            _threads_users[1] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_users[0] += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users[0] -= 1
+            if _threads_users[0] == 0:
+                torch.set_num_threads(_threads_users[1])
 
 
 def graph_coords(features: np.ndarray, vel_weight: float) -> np.ndarray:
@@ -41,35 +88,48 @@ def graph_coords(features: np.ndarray, vel_weight: float) -> np.ndarray:
     return np.concatenate([f[:, :3], vel_weight * f[:, 3:6]], axis=1)
 
 
-def knn_neighbours(coords: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def knn_neighbours(coords: np.ndarray, k: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """((N, k) int64 indices of each point's k nearest neighbours, itself excluded (a static graph),
-    (N,) log10 of the mean distance to them: a local phase-space density estimate)."""
+    (N,) log10 of the mean distance to them: a local phase-space density estimate). `workers`
+    threads share the query (-1: every core); the answer does not depend on it."""
     n = len(coords)
     k = int(min(k, max(n - 1, 1)))
-    dist, nbr = cKDTree(coords).query(coords, k=k + 1)
+    dist, nbr = cKDTree(coords, leafsize=32).query(coords, k=k + 1, workers=workers)
     nbr = nbr.reshape(n, k + 1)[:, 1:]
     log_dist = np.log10(dist.reshape(n, k + 1)[:, 1:].mean(axis=1) + 1e-6)
     return np.ascontiguousarray(nbr, dtype=np.int64), log_dist.astype(np.float32)
 
 
-def local_binding_features(features: np.ndarray, k: int = 16, n_bins: int = 24) -> np.ndarray:
+def shell_medians(values: np.ndarray, shell: np.ndarray, n_shells: int) -> np.ndarray:
+    """(n_shells,) the median of `values` in each shell (0 for an empty one), equal to np.median's,
+    from one sort instead of one partition per shell (which costs more on small halos)."""
+    counts = np.bincount(shell, minlength=n_shells)
+    starts = np.cumsum(counts) - counts
+    ordered = values[np.lexsort((values, shell))]
+    out = np.zeros(n_shells)
+    has = counts > 0
+    # the middle one of an odd count, the mean of the middle two of an even one, as np.median
+    out[has] = (ordered[starts[has] + (counts[has] - 1) // 2] + ordered[starts[has] + counts[has] // 2]) / 2
+    return out
+
+
+def local_binding_features(features: np.ndarray, k: int = 16, n_bins: int = 24, workers: int = 1) -> np.ndarray:
     """(N, 3) float32 hints of whether a particle is bound to a local clump, in virial units:
     the potential minus the halo's smooth radial profile (median potential in radial shells;
     negative inside a subhalo's well), log10 of the squared speed relative to the mean velocity of
     its k nearest neighbours in position (slow inside a clump), and their sum as a local energy
-    (0.5 dv^2 + residual potential, negative for particles a clump holds)."""
+    (0.5 dv^2 + residual potential, negative for particles a clump holds). `workers` as in
+    `knn_neighbours`."""
     f = np.asarray(features, dtype=np.float64)
     pos, vel, phi = f[:, :3], f[:, 3:6], f[:, 6]
     n = len(f)
     r = np.sqrt((pos**2).sum(axis=1))
     edges = np.unique(np.quantile(r, np.linspace(0, 1, n_bins + 1)))
     shell = np.clip(np.searchsorted(edges, r, side="right") - 1, 0, max(len(edges) - 2, 0))
-    smooth = np.zeros(max(len(edges) - 1, 1))
-    for b in np.unique(shell):
-        smooth[b] = np.median(phi[shell == b])
+    smooth = shell_medians(phi, shell, max(len(edges) - 1, 1))
     resid = phi - smooth[shell]
     kk = int(min(k, max(n - 1, 1)))
-    _, nbr = cKDTree(pos).query(pos, k=kk + 1)
+    _, nbr = cKDTree(pos).query(pos, k=kk + 1, workers=workers)
     v_local = vel[nbr.reshape(n, kk + 1)].mean(axis=1)
     dv2 = ((vel - v_local) ** 2).sum(axis=1)
     return np.stack([resid, np.log10(dv2 + 1e-4), 0.5 * dv2 + resid], axis=1).astype(np.float32)
@@ -105,6 +165,23 @@ class PhaseConv(nn.Module):
         return F.silu(self.update(torch.cat([x, pooled], dim=1)))
 
 
+def pooled_messages(p: torch.Tensor, nbr: torch.Tensor, chunk_rows: int | None = None) -> torch.Tensor:
+    """PhaseConv's pooled messages [max_j P_j - P_i, mean_j P_j - P_i] (N, 2H), gathered
+    `chunk_rows` (default INFER_CHUNK_ROWS) rows at a time: the same numbers without the whole
+    (N, k, H) gather (200 MB for a 134k-particle halo), whose allocation and memory traffic made
+    inference memory-bound."""
+    n, h = p.shape
+    chunk_rows = chunk_rows or INFER_CHUNK_ROWS
+    out = p.new_empty(n, 2 * h)
+    for start in range(0, n, chunk_rows):
+        rows = nbr[start:start + chunk_rows]
+        gathered = p.index_select(0, rows.reshape(-1)).view(rows.shape[0], rows.shape[1], h)
+        own = p[start:start + chunk_rows]
+        torch.sub(gathered.amax(dim=1), own, out=out[start:start + chunk_rows, :h])
+        torch.sub(gathered.mean(dim=1), own, out=out[start:start + chunk_rows, h:])
+    return out
+
+
 def semantic_targets(labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     return np.where(labels < 0, FUZZ, np.where(labels == 0, PRIMARY, SUBHALO)).astype(np.int64)
@@ -125,14 +202,14 @@ def centre_offsets(coords: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def density_clusters(points: np.ndarray, eps: float, min_samples: int = 5) -> np.ndarray:
+def density_clusters(points: np.ndarray, eps: float, min_samples: int = 5, workers: int = 1) -> np.ndarray:
     """DBSCAN's clusters computed on a k-nearest-neighbour graph (memory O(N k), not O(N^2) on
-    collapsed blobs): -1 for noise, else a cluster id."""
+    collapsed blobs): -1 for noise, else a cluster id. `workers` as in `knn_neighbours`."""
     n = len(points)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     k = int(min(max(2 * min_samples, 12), n))
-    dist, nbr = cKDTree(points).query(points, k=k)
+    dist, nbr = cKDTree(points).query(points, k=k, workers=workers)
     dist, nbr = dist.reshape(n, k), nbr.reshape(n, k)
     core = dist[:, min(min_samples, k) - 1] <= eps
     close = dist <= eps
@@ -191,11 +268,25 @@ class OffsetClusterModel(nn.Module):
         out = self.head(torch.cat(hs + [x], dim=1))
         return out[:, :3], out[:, 3:]
 
+    @torch.no_grad()
+    def infer(self, x: torch.Tensor, nbr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` for inference: the same layers and the same numbers (tests hold it to that),
+        with each PhaseConv's neighbour gather done in row chunks (`pooled_messages`)."""
+        hs, h = [], x
+        for conv in self.convs:
+            pooled = pooled_messages(conv.message(h), nbr)
+            h = F.silu(conv.update(torch.cat([h, pooled], dim=1)))
+            hs.append(h)
+        out = self.head(torch.cat(hs + [x], dim=1))
+        return out[:, :3], out[:, 3:]
+
     def prepare(self, features: np.ndarray, labels: np.ndarray | None = None, rng=None) -> dict:
         x = np.asarray(features, dtype=np.float32)
         coords = graph_coords(x, self.config["vel_weight"])
-        nbr, log_dist = knn_neighbours(coords, self.config["k"])
-        parts = [x, log_dist[:, None], local_binding_features(x)]
+        # inference (no labels) may use every core; training keeps one per process (DDP ranks)
+        workers = query_workers(len(x)) if labels is None else 1
+        nbr, log_dist = knn_neighbours(coords, self.config["k"], workers)
+        parts = [x, log_dist[:, None], local_binding_features(x, workers=workers)]
         if self.config["radial_features"]:
             parts.append(host_frame_features(x))
         inputs = np.concatenate(parts, axis=1)
@@ -222,33 +313,88 @@ class OffsetClusterModel(nn.Module):
     def predict_labels(self, features: np.ndarray) -> np.ndarray:
         return self.labels_from_outputs(*self.outputs(features))
 
+    def predict_many(self, features_list) -> list[np.ndarray]:
+        """`predict_labels` of each halo's features, with the network run once per batch of halos."""
+        return [self.labels_from_outputs(*out) for out in self.outputs_many(features_list)]
+
     def outputs(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(graph coordinates, class logits, offsets) for one halo, without clustering."""
+        return next(self.outputs_many([features]))
+
+    def outputs_many(self, features_list):
+        """`outputs` of each halo's features, in order (a generator): halos are prepared one by one
+        and sent through the network in batches of at most BATCH_POINTS rows (a larger halo alone)."""
+        pending, rows = [], 0
+        for features, batch in self._prepared(features_list):
+            if pending and rows + len(batch["x"]) > BATCH_POINTS:
+                yield from self._forward_batch(pending)
+                pending, rows = [], 0
+            pending.append((features, batch))
+            rows += len(batch["x"])
+        if pending:
+            yield from self._forward_batch(pending)
+
+    def _prepared(self, features_list):
+        """(features, prepared inputs) of each halo, in order. With several halos and cores, a pool
+        of threads prepares the next few halos (k-d trees and numpy, mostly without the GIL) while
+        the caller runs the network and the clustering."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if cores == 1 or (isinstance(features_list, (list, tuple)) and len(features_list) < 2):
+            for features in features_list:
+                yield features, self.prepare(features)
+            return
+        window = deque()
+        with ThreadPoolExecutor(max_workers=cores) as pool:
+            for features in features_list:
+                window.append((features, pool.submit(self.prepare, features)))
+                if len(window) > 2 * cores:  # a bounded look-ahead keeps memory bounded
+                    features, job = window.popleft()
+                    yield features, job.result()
+            while window:
+                features, job = window.popleft()
+                yield features, job.result()
+
+    @torch.no_grad()
+    def _forward_batch(self, pending: list) -> list:
+        """Network outputs for several prepared halos at once: their rows concatenated and each
+        halo's neighbour indices shifted to its rows, so the halos stay disjoint graphs."""
         device = self.class_weights.device
-        batch = self.prepare(features)
-        with torch.no_grad():
-            logits, offset = self(batch["x"].to(device), batch["nbr"].to(device))
-        return graph_coords(features, self.config["vel_weight"]), logits.cpu().numpy(), offset.cpu().numpy()
+        sizes = [len(batch["x"]) for _, batch in pending]
+        starts = np.cumsum([0] + sizes[:-1])
+        x = torch.cat([batch["x"] for _, batch in pending]).to(device)
+        nbr = torch.cat([batch["nbr"] + int(s) for (_, batch), s in zip(pending, starts)]).to(device)
+        with one_torch_thread() if device.type == "cpu" else contextlib.nullcontext():
+            logits, offset = self.infer(x, nbr)
+        logits, offset = logits.cpu().numpy(), offset.cpu().numpy()
+        return [(graph_coords(features, self.config["vel_weight"]), logits[s:s + n], offset[s:s + n])
+                for (features, _), s, n in zip(pending, starts, sizes)]
 
     def calibrate(self, outputs: list, true_labels: list) -> float:
         """Tune the inference settings on held-out halos (validation, never test) from their network
-        outputs, one at a time: the clustering radius, then the subhalo and fuzz decision biases
-        (added to those classes' logits), each to the best mean PQ + ARI. Stored in the config."""
+        outputs: the clustering radius with the subhalo decision bias (added to that class's
+        logit), then the fuzz bias, each to the best mean PQ + ARI. Stored in the config."""
         from deephalo_core.metrics import halo_metrics
 
         def score() -> float:
             ms = [halo_metrics(t, self.labels_from_outputs(*o)) for o, t in zip(outputs, true_labels)]
             return float(np.mean([m["pq"] + m["ari"] for m in ms]))
 
-        best = -np.inf
-        for key, grid in (("cluster_eps", EPS_GRID), ("subhalo_bias", BIAS_GRID), ("fuzz_bias", BIAS_GRID)):
-            results = {}
-            for value in grid:
-                self.config[key] = float(value)
-                results[value] = score()
-            self.config[key] = float(max(results, key=results.get))
-            best = results[self.config[key]]
-        return best
+        # The radius and the subhalo bias interact (more particles called subhalo need a wider
+        # radius), so they are searched together, from a neutral fuzz bias; then the fuzz bias.
+        self.config["fuzz_bias"] = 0.0
+        results = {}
+        for eps in EPS_GRID:
+            for bias in BIAS_GRID:
+                self.config["cluster_eps"], self.config["subhalo_bias"] = float(eps), float(bias)
+                results[(eps, bias)] = score()
+        eps, bias = max(results, key=results.get)
+        self.config["cluster_eps"], self.config["subhalo_bias"] = float(eps), float(bias)
+        results = {}
+        for value in BIAS_GRID:
+            self.config["fuzz_bias"] = float(value)
+            results[value] = score()
+        self.config["fuzz_bias"] = float(max(results, key=results.get))
+        return results[self.config["fuzz_bias"]]
 
     def labels_from_outputs(self, coords: np.ndarray, logits: np.ndarray, offset: np.ndarray,
                             cluster_eps: float | None = None) -> np.ndarray:
@@ -259,7 +405,7 @@ class OffsetClusterModel(nn.Module):
         labels = np.where(sem == PRIMARY, 0, -1).astype(np.int64)
         sub = np.nonzero(sem == SUBHALO)[0]
         shifted = coords[sub] + offset[sub] * cfg["offset_scale"]
-        cluster = density_clusters(shifted, eps, cfg["min_samples"])
+        cluster = density_clusters(shifted, eps, cfg["min_samples"], query_workers(len(shifted)))
         ids, sizes = np.unique(cluster[cluster >= 0], return_counts=True)
         big = ids[sizes >= cfg["min_members"]]
         in_big = np.isin(cluster, big)

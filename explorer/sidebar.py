@@ -16,8 +16,7 @@ from deephalo_core import paths, runs, sources
 from deephalo_core.errors import DataError
 
 # source kinds that name their own data; the others need a typed path
-SAMPLE = "sample"
-PATHLESS_KINDS = (SAMPLE, sources.EMBEDDED)
+PATHLESS_KINDS = (sources.SAMPLE, sources.EMBEDDED)
 PATH_HINTS = {
     sources.TNG_PATH: "TNG / GADGET-4 / AREPO output directory, simulation root or snapshot file",
     sources.CUTOUT: "path of a cutout .hdf5 file",
@@ -27,6 +26,12 @@ PATH_HINTS = {
 def _int_param(params, name: str) -> int | None:
     value = params.get(name, "")
     return int(value) if value.lstrip("-").isdigit() else None
+
+
+def data_argument(source_key: tuple) -> str:
+    """The source as the training and evaluation CLIs take it: PATH, or PATH#SNAP for a chosen output."""
+    _, path, snap = source_key
+    return path if snap is None else f"{path}#{snap}"
 
 
 def adopt_url_once() -> None:
@@ -55,10 +60,6 @@ def _open(kind: str, typed: str, snap: int | None, mtime: float):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _outputs(kind: str, typed: str, mtime: float) -> list:
-    if not hasattr(sources, "list_outputs"):  # until sources offers it: the data layer's own listing
-        from deephalo_core.data import list_outputs
-
-        return list(list_outputs(sources.source_path(kind, typed or None)))
     return list(sources.list_outputs(kind, typed or None))
 
 
@@ -149,7 +150,7 @@ def sidebar() -> None:
     state = st.session_state
     adopt_url_once()
     if state.get("source_kind") not in sources.KINDS:
-        state["source_kind"] = next(iter(sources.KINDS))
+        state["source_kind"] = sources.DEFAULT_KIND
     with st.sidebar:
         logo = paths.ASSETS_DIR / "logo.svg"
         if logo.exists():

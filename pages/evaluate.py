@@ -6,6 +6,7 @@ import streamlit as st
 
 from deephalo_core import runs, sources
 from deephalo_core.errors import DataError
+from explorer.sidebar import data_argument
 from explorer.state import require_navigation, require_simulation
 
 require_navigation()
@@ -51,7 +52,7 @@ rows = []
 for spec in request[0]:
     try:
         with st.spinner(f"Evaluating {labels.get(spec, spec)} on the {request[1]} split ..."):
-            result = evaluate(spec, runs.model_mtime(spec), source_key[1], request[1])
+            result = evaluate(spec, runs.model_mtime(spec), data_argument(source_key), request[1])
     except (DataError, FileNotFoundError) as err:
         st.error(f"{labels.get(spec, spec)}: {err}")
         continue

@@ -13,6 +13,7 @@ from deephalo_core import runs, sources
 from deephalo_core.dataset import FEATURE_SETS
 from deephalo_core.models import model_names
 from deephalo_core.models.seed import LOSSES
+from explorer.sidebar import data_argument
 from explorer.state import require_navigation
 
 require_navigation()
@@ -48,7 +49,7 @@ if submitted:
         st.error("A cutout is one halo and may lack velocities and potentials: train on the embedded "
                  "snapshot or a TNG simulation path instead.")
     else:
-        config = dict(data=source_key[1], model=model, epochs=int(epochs), lr=lr, k=k,
+        config = dict(data=data_argument(source_key), model=model, epochs=int(epochs), lr=lr, k=k,
                       max_points=max_points, seed=int(seed),
                       features=None if features == "model default" else features,
                       loss=None if loss == "model default" else loss)

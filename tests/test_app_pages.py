@@ -392,3 +392,40 @@ def test_picking_a_table_row_highlights_and_centres_that_subhalo(simulation):
     next(s for s in at.selectbox if s.label == "Halo").set_value(other).run()
     header, _ = shown_scene(at)  # another halo: nothing picked in its own table yet
     assert f"|{other}|" in header["scene"] and header["highlight"] is None and header["focus"] is None
+
+
+def test_the_real_sample_is_the_default_source_at_its_last_output(home):
+    from deephalo_core import sources
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()  # no link parameters at all
+    assert not at.exception, [e.value for e in at.exception]
+    outputs = sources.list_outputs(sources.SAMPLE)
+    assert len(outputs) >= 2 and at.session_state["source_kind"] == sources.DEFAULT_KIND == sources.SAMPLE
+    last, first = outputs[-1], outputs[0]
+    assert at.session_state["source_key"][2] == last.snap
+    assert at.query_params["snap"] in (str(last.snap), [str(last.snap)])
+    picker = at.sidebar.selectbox(key="source_snap")
+    assert picker.options == [f"snap {o.snap:03d} (z = {o.redshift:.2f})" for o in outputs]
+    picker.set_value(first.snap).run()
+    assert not at.exception
+    earlier = sources.open_source(sources.SAMPLE, snap=first.snap)
+    assert at.session_state["source_key"][2] == first.snap
+    assert len(at.session_state["simulation"].halos) == len(earlier.halos)
+    assert any(f"z = {first.redshift:.2f}" in c.value for c in at.sidebar.caption)
+    assert at.query_params["snap"] in (str(first.snap), [str(first.snap)])
+
+
+def test_a_link_chooses_the_snapshot_and_caches_keep_snapshots_apart(home):
+    from deephalo_core import sources
+
+    first, last = sources.list_outputs(sources.SAMPLE)[0], sources.list_outputs(sources.SAMPLE)[-1]
+    at = app("pages/compare.py", source="sample", snap=str(first.snap), model="all-primary")
+    assert at.session_state["source_key"][2] == first.snap
+    halo_early = at.session_state["group_id"]
+    early = shown_scene(at)[0]
+    at.sidebar.selectbox(key="source_snap").set_value(last.snap).run()
+    assert not at.exception and at.session_state["source_key"][2] == last.snap
+    late = shown_scene(at)[0]
+    assert early["scene"] != late["scene"] and f", {last.snap})" in late["scene"]
+    assert halo_early in set(sources.open_source(sources.SAMPLE, snap=first.snap).halos["group_id"])

@@ -107,7 +107,7 @@ def test_compare_draws_both_views_and_training_runs(app_url, browser, tmp_path):
     assert heading.endswith("finished"), f"{heading}\n{(run_dirs[0] / 'train.log').read_text()[-3000:]}"
     assert len(run_dirs) == 1 and (run_dirs[0] / "best.pt").exists()
     # the finished run's checkpoint is now a model the sidebar offers
-    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
+    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").last.click()  # the model picker
     page.get_by_role("option", name=re.compile(f"Run {run_dirs[0].name}")).wait_for(timeout=30_000)
     page.keyboard.press("Escape")
     assert not errors, errors

@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from browser_helpers import READY, launch_chromium, make_embedded, require_chromium, serve_app
+from browser_helpers import READY, launch_chromium, require_chromium, serve_app
 
 TIMEOUT_MS = 240_000
 MODEL, MODEL_LABEL = "all-primary", "Baseline: all-primary"
@@ -25,15 +25,19 @@ LINKS = {"halos": ("halos", "Halos"), "compare": ("compare", "Compare"), "train"
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """(environment, a halo that is not the default choice, its particle count)."""
-    from deephalo_core.data import open_simulation
+    """(environment, the link's query, a halo that is not the default choice, its particle count).
+
+    The link names the shipped real sample (the default source) at its first output, not the
+    last one the sidebar would pick by itself, and a halo other than the largest."""
+    from deephalo_core import sources
 
     require_chromium()
-    home = tmp_path_factory.mktemp("links-home")
-    env = dict(os.environ, DEEPHALO_HOME=str(home), DEEPHALO_EMBEDDED_GROUPS="8")
-    halos = open_simulation(make_embedded(env)).halos.sort_values("n_particles")
-    chosen = halos.iloc[len(halos) // 2]  # the app would pick the largest by itself
-    return env, int(chosen.group_id), int(chosen.n_particles)
+    env = dict(os.environ, DEEPHALO_HOME=str(tmp_path_factory.mktemp("links-home")))
+    snap = sources.list_outputs(sources.SAMPLE)[0].snap
+    halos = sources.open_source(sources.SAMPLE, snap=snap).halos.sort_values("n_particles")
+    chosen = halos.iloc[-3]  # big enough to have subhalos, not the largest (the app's own pick)
+    query = {"source": sources.SAMPLE, "snap": str(snap), "model": MODEL, "halo": str(int(chosen.group_id))}
+    return env, query, int(chosen.group_id), int(chosen.n_particles)
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +52,19 @@ def shown_choice(box) -> str:
     return box.inner_text() + " " + (inputs.first.input_value() if inputs.count() else "")
 
 
-def check_page(page, opens: str, title: str, group: int, n_particles: int) -> None:
+def check_page(page, opens: str, title: str, query: dict, group: int, n_particles: int) -> None:
     page.get_by_role("heading", name=title, exact=True).wait_for(timeout=TIMEOUT_MS)
     page.wait_for_selector(READY, timeout=TIMEOUT_MS)
     page.wait_for_timeout(500)  # a "Page not found" dialog would be up by now
     body = page.locator("body").inner_text()
     assert "Page not found" not in body, body[:2000]
     assert re.search(rf"/{opens}\?", page.url), page.url
-    for param in (f"halo={group}", f"model={MODEL}", "source=embedded", "snap=99"):
-        assert param in page.url, (param, page.url)
+    for name, value in query.items():
+        assert f"{name}={value}" in page.url, (name, value, page.url)
     sidebar = page.locator("[data-testid='stSidebar']")
     assert f"Selected halo: group {group}" in sidebar.inner_text()
     assert MODEL_LABEL in shown_choice(sidebar.locator("[data-testid='stSelectbox']").last)
+    assert f"snap {int(query['snap']):03d} (" in shown_choice(sidebar.locator("[data-testid='stSelectbox']").first)
     if opens == "halos":
         page.get_by_text(f"Selected group {group}: {n_particles:,} particles").wait_for(timeout=TIMEOUT_MS)
     elif opens == "compare":
@@ -72,7 +77,7 @@ def check_page(page, opens: str, title: str, group: int, n_particles: int) -> No
 
 @pytest.mark.parametrize("path", list(LINKS), ids=[p or "root" for p in LINKS])
 def test_a_pasted_link_opens_its_page(data, browser, tmp_path, path):
-    env, group, n_particles = data
+    env, query, group, n_particles = data
     opens, title = LINKS[path]
     with serve_app(env, tmp_path / "server.log") as (url, _server):
         for visitor in ("first visitor of a fresh server", "next visitor"):
@@ -80,10 +85,10 @@ def test_a_pasted_link_opens_its_page(data, browser, tmp_path, path):
             page = context.new_page()
             errors = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"{url}/{path}?source=embedded&snap=99&model={MODEL}&halo={group}",
+            page.goto(f"{url}/{path}?" + "&".join(f"{k}={v}" for k, v in query.items()),
                       wait_until="domcontentloaded")
             try:
-                check_page(page, opens, title, group, n_particles)
+                check_page(page, opens, title, query, group, n_particles)
             except AssertionError as err:
                 raise AssertionError(f"/{path}, {visitor}: {err}") from err
             assert not errors, (visitor, errors)

@@ -15,8 +15,9 @@ import streamlit as st
 from streamlit.logger import get_logger
 
 from deephalo_core import runs, scene, viz
-from deephalo_core.agreement import CLASS_COLOURS, CLASS_NAMES, agreement_classes, agreement_counts
+from deephalo_core.agreement import agreement_classes, agreement_counts
 from deephalo_core.errors import DataError
+from deephalo_core.halo_views import highlight_focus
 from explorer.halo_view import halo_view
 from explorer.state import require_navigation, require_simulation
 
@@ -43,11 +44,15 @@ def load_method(spec: str, mtime: float):
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def predict(spec: str, mtime: float, source_key: tuple, group_id: int, _method, _halo):
-    from deephalo_core.methods import timed_predict
+def predict(spec: str, mtime: float, source_key: tuple, group_id: int, _method, _halo, _sim=None):
+    """(labels, seconds the prediction took, device) for one halo: from this server's memory, else
+    from the predictions kept on disk (shared by restarts, other users and the Halos page's
+    background scoring), else made now and kept there."""
+    from deephalo_core.predictions import get_or_predict
 
-    labels, seconds = timed_predict(_method, _halo)
-    return np.asarray(labels, dtype=np.int32), seconds, str(_method.device)
+    sim = _sim if _sim is not None else st.session_state["simulation"]
+    labels, seconds, _ = get_or_predict(_method, sim, group_id, halo=_halo)
+    return labels, seconds, str(_method.device)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -64,45 +69,11 @@ def analyse(spec: str, mtime: float, source_key: tuple, group_id: int, _truth, _
 @st.cache_data(show_spinner=False, max_entries=16)
 def scene_arrays(spec: str, mtime: float, source_key: tuple, group_id: int, budget: int, colour_by: str,
                  agreement: bool, _halo, _pred, _analysis) -> tuple[list[dict], bytes, dict]:
-    """The views' arrays for the browser, packed (the arguments name them), and what the header
-    needs to know about them: each view's key, colour bar, legend and the halo's extent."""
-    truth = _halo.labels
-    label_arrays = [a for a in (truth, _pred) if a is not None] or [np.zeros(_halo.n_particles, np.int32)]
-    shown = viz.display_indices(budget, *label_arrays)
-    info = dict(n=int(len(shown)), views=[], colourbar=None, legend=None)
-    views = []
-    scalars = None
-    if colour_by != "label":
-        values = _halo.potential if colour_by == "potential" else (
-            viz.speed(_halo.vel) if _halo.vel is not None else None)
-        if values is not None:
-            scalars, low, high = viz.scalar_colours(np.asarray(values)[shown])
-            info["colourbar"] = dict(name="potential [(km/s)²]" if colour_by == "potential" else "speed [km/s]",
-                                     low=f"{low:.3g}", high=f"{high:.3g}", stops=viz.viridis_stops())
-    true_map, pred_map = viz.matched_colour_maps(truth, _pred if _pred is not None else np.empty(0, np.int32),
-                                                 _analysis["matches"] if _analysis else None)
-    if truth is not None:
-        rgb = scalars if scalars is not None else viz.colours_for(truth[shown], true_map)
-        views.append(("truth", scene.View("", rgb, scene.label_roles(truth[shown]), ("truth",))))
-    if _pred is not None:
-        rgb = scalars if scalars is not None else viz.colours_for(_pred[shown], pred_map)
-        views.append(("pred", scene.View("", rgb, scene.label_roles(_pred[shown]), ("pred",))))
-    if agreement and _analysis is not None:
-        classes = _analysis["classes"][shown]
-        colours = np.array([CLASS_COLOURS[c] for c in sorted(CLASS_COLOURS)], dtype=np.uint8)
-        roles = np.where(classes == 0, scene.label_roles(truth[shown]), scene.MEMBER_ROLE).astype(np.uint8)
-        views.append(("agreement", scene.View("", colours[classes], roles, ("truth", "pred"))))
-        info["legend"] = [dict(name=CLASS_NAMES[c], colour=viz.hex_colour(CLASS_COLOURS[c])) for c in CLASS_NAMES]
-    if not views:  # neither labels nor a prediction: the particles themselves
-        white = np.full((len(shown), 3), 235, dtype=np.uint8)
-        views.append(("particles", scene.View("", white, np.full(len(shown), scene.MEMBER_ROLE, np.uint8), ())))
-    info["views"] = [dict(kind=kind, highlight_by=list(view.highlight_by)) for kind, view in views]
-    info["radius"] = scene.extent(_halo.pos[shown], _halo.center)
-    arrays = scene.build_arrays(_halo.pos[shown], _halo.center, [view for _, view in views],
-                                truth[shown] if truth is not None else None,
-                                _pred[shown] if _pred is not None else None)
-    descriptors, data = scene.pack_arrays(arrays)
-    return descriptors, data, info
+    """The views' packed arrays and what the header needs (the arguments name them)."""
+    from deephalo_core.halo_views import halo_views
+
+    return halo_views(_halo, _pred, _analysis["matches"] if _analysis else None,
+                      _analysis["classes"] if _analysis else None, budget, colour_by, agreement)
 
 
 def table_key(group_id: int) -> str:
@@ -241,14 +212,7 @@ else:
     cards[4].metric("Primary IoU", f"{scores['primary_iou']:.3f}")
 
 highlight = picked_row(matches, group_id)
-focus = None
-if highlight:
-    members = np.zeros(halo.n_particles, dtype=bool)
-    if highlight["truth"] is not None:
-        members |= truth == highlight["truth"]
-    if highlight["pred"] is not None:
-        members |= pred == highlight["pred"]
-    focus = scene.focus(halo.pos, halo.center, members)
+focus = highlight_focus(halo, pred, highlight)
 
 titles = {"truth": "Subfind (ground truth)", "pred": f"Prediction: {state['model_label']}",
           "agreement": "Agreement with Subfind"}

@@ -274,3 +274,40 @@ def test_view_png_draws_members_over_a_faint_primary():
     hidden_primary = np.all(np.abs(png("hidden") - primary) < 40, axis=-1).mean()
     full_primary = np.all(np.abs(png("full") - primary) < 40, axis=-1).mean()
     assert full_primary > 0.01 and hidden_primary < full_primary / 10
+
+
+def test_halo_views_truth_prediction_and_agreement():
+    from deephalo_core import scene
+    from deephalo_core.agreement import CLASS_COLOURS, MISSED, agreement_classes
+    from deephalo_core.halo_views import halo_views, highlight_focus
+    from deephalo_core.metrics import match_subhalos
+
+    halo = make_halo([0] * 300 + [1] * 100 + [2] * 20 + [-1] * 50)
+    pred = halo.labels.copy()
+    pred[300:310] = 0  # ten members of satellite 1 missed
+    matches = match_subhalos(halo.labels, pred)
+    classes = agreement_classes(halo.labels, pred, matches)
+    descriptors, data, info = halo_views(halo, pred, matches, classes, budget=200, agreement=True)
+    header, arrays = scene.decode(scene.encode({}, descriptors, data))
+    assert [v["kind"] for v in info["views"]] == ["truth", "pred", "agreement"]
+    assert info["n"] == len(arrays["pos"]) <= 200 and (arrays["truth"] == 2).sum() == 20  # small ones kept
+    assert info["legend"][1] == {"name": "missed", "colour": viz.hex_colour(CLASS_COLOURS[MISSED])}
+    missed = (arrays["truth"] == 1) & (arrays["pred"] == 0)
+    assert missed.any() and (arrays["rgba2"][missed, :3] == CLASS_COLOURS[MISSED]).all()
+    assert (arrays["rgba2"][missed, 3] == scene.MEMBER_ROLE).all()
+    assert (arrays["rgba0"][arrays["truth"] == 0, 3] == scene.PRIMARY_ROLE).all()
+    assert info["colourbar"] is None and info["radius"] > 0
+    _, _, scalar = halo_views(halo, pred, matches, classes, budget=200, colour_by="speed")
+    assert scalar["colourbar"]["name"] == "speed [km/s]" and scalar["legend"] is None
+    focus = highlight_focus(halo, pred, {"truth": 2, "pred": None})
+    assert np.allclose(focus["centre"], np.median(halo.pos[halo.labels == 2] - halo.center, axis=0))
+    assert highlight_focus(halo, pred, None) is None
+
+
+def test_halo_views_without_labels_show_the_particles():
+    from deephalo_core.halo_views import halo_views
+
+    halo = make_halo([0] * 50)
+    halo.labels = None
+    _, _, info = halo_views(halo, None, None, None, budget=100, agreement=True)
+    assert [v["kind"] for v in info["views"]] == ["particles"] and info["n"] == 50

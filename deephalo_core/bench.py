@@ -9,8 +9,13 @@
   including features and graph building (Method.predict), the two taking turns per halo.
 - Training: seconds per epoch of the default model vs the seed model, same data and halos
   (`python -m deephalo_core train` in this process, one or two epochs each).
-- App: the Compare page's work for the largest halo, from selection to both views drawn on the
-  server: load, predict, match, colour, subsample, both PyVista plotters and their HTML export.
+- Whole-snapshot predict vs SUBFIND (`--real PATH`, default the shipped GADGET-4 sample): the
+  `predict` command on each output of a real snapshot whose SUBFIND time is known (GADGET-4's own
+  log, 2 MPI ranks on 2 cores), as a fresh process (interpreter, imports and all) and again in this
+  process once the imports are warm (SUBFIND's time, too, leaves out the code's start-up and the
+  snapshot's reading); ours, SUBFIND's and the ratio.
+- App: the Compare page's server-side work for the largest halo: load, predict, the analysis
+  (matching, scores, agreement classes) and the packed scene the browser draws.
 
 Machines here are shared and noisy, so each figure is a ratio of runs made side by side, and times
 are medians over repeats. GPU rows appear only where CUDA is present. A piece that is missing
@@ -33,7 +38,13 @@ from deephalo_core import paths
 from deephalo_core.atomic import write_json
 from deephalo_core.errors import DataError
 
-TARGETS = {"load_vs_illustris": 1.0, "load_vs_raw": 1.3, "inference_speedup": 2.0}
+TARGETS = {"load_vs_illustris": 1.0, "load_vs_raw": 1.3, "inference_speedup": 2.0,
+           "speedup_vs_subfind": 2.0}
+# GADGET-4's SUBFIND (density, unbinding, SO masses, ordering) on the shipped sample's outputs, from
+# its own log on 2 MPI ranks of a 2-core machine (assets/sample/README.md); an output is known by
+# (FoF groups, particles in them).
+SUBFIND_SECONDS = {(318, 127_668): 5.74,  # output 001, z = 0
+                   (356, 87_817): 4.00}  # output 000, z = 1
 
 
 def na(reason: str) -> dict:
@@ -205,65 +216,115 @@ def bench_training(data: Path, quick: bool) -> dict:
     return out
 
 
-def _html(plotter) -> str:
-    """What stpyvista does with each plotter on the Compare page (its trame backend runs this same
-    export in a child process; in-process here, so the fork is not counted)."""
-    import warnings
-
-    with warnings.catch_warnings():  # pyvista suggests its trame route; stpyvista 0.2 uses this one
-        warnings.simplefilter("ignore")
-        return plotter.export_html(filename=None).read()
-
-
 def bench_app(data: Path, model: str) -> dict:
     """Seconds of the Compare page's server-side work for the largest halo, step by step (the
-    model itself is loaded once per server, so it is not part of a halo selection)."""
-    from deephalo_core import viz
+    model itself is loaded once per server, so it is not part of a halo selection; the prediction
+    is made afresh, as for a halo nobody has opened yet)."""
+    from deephalo_core.agreement import agreement_classes
     from deephalo_core.data import open_simulation
-    from deephalo_core.methods import load_method
-    from deephalo_core.metrics import match_subhalos
+    from deephalo_core.halo_views import halo_views
+    from deephalo_core.methods import load_method, timed_predict
+    from deephalo_core.metrics import halo_metrics, match_subhalos
 
     try:
         method = load_method(model)
     except DataError as err:
         return na(f"model {model!r} cannot be loaded: {err}")
     steps = {}
-    viz.build_plotter(np.zeros((2, 3))).close()  # VTK's one-off start-up, paid once per server
     with open_simulation(data) as sim:
         g = pick_halos(sim.halos)["largest"]
         t0 = time.perf_counter()
         halo = sim.load_halo(g)
         steps["load_s"] = time.perf_counter() - t0
-    t = time.perf_counter()
-    pred = np.asarray(method.predict(halo), dtype=np.int32)
-    steps["predict_s"] = time.perf_counter() - t
+    pred, steps["predict_s"] = timed_predict(method, halo)
     t = time.perf_counter()
     truth = halo.labels
-    matches = match_subhalos(truth, pred) if truth is not None else None
-    true_map, pred_map = viz.matched_colour_maps(truth, pred, matches)
-    shown = viz.display_indices(40_000, *(a for a in (truth, pred) if a is not None))
-    views = [viz.colours_for(pred[shown], pred_map)]
+    matches = classes = None
     if truth is not None:
-        views.append(viz.colours_for(truth[shown], true_map))
-    steps["match_colour_subsample_s"] = time.perf_counter() - t
+        matches = match_subhalos(truth, pred)
+        classes = agreement_classes(truth, pred, matches)
+        halo_metrics(truth, pred)
+    steps["analysis_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    plotters = [viz.build_plotter(halo.pos[shown], rgb=rgb, centre=halo.center) for rgb in views]
-    steps["plotters_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    try:
-        html_bytes = sum(len(_html(p)) for p in plotters)
-        steps["html_export_s"] = time.perf_counter() - t
-    except Exception as exc:  # the export stack (trame) is optional for the core
-        html_bytes = None
-        steps["html_export_s"] = na(f"export failed: {type(exc).__name__}: {exc}")
-    for p in plotters:
-        p.close()
+    descriptors, payload, info = halo_views(halo, pred, matches, classes, 40_000)
+    steps["scene_s"] = time.perf_counter() - t
     total = sum(v for v in steps.values() if isinstance(v, float))
-    return {"group_id": g, "n_particles": halo.n_particles, "shown": int(len(shown)),
-            "model": model, "html_bytes": html_bytes, **steps, "total_s": total}
+    return {"group_id": g, "n_particles": halo.n_particles, "shown": int(info["n"]), "model": model,
+            "payload_bytes": len(payload), **steps, "total_s": total}
 
 
-def run(data: Path, repeats: int, quick: bool, model: str = "default") -> dict:
+def _predict_argv(data: Path, snap: int, model: str, out: Path) -> list[str]:
+    return ["--data", str(data), "--snap", str(snap), "--checkpoint", model, "--out", str(out),
+            "--no-progress"]
+
+
+def _predict_cold(data: Path, snap: int, model: str, out: Path) -> tuple[float, float]:
+    """(wall seconds of `python -m deephalo_core predict` as a fresh process, the seconds it reports)."""
+    import subprocess
+
+    argv = [sys.executable, "-m", "deephalo_core", "predict", *_predict_argv(data, snap, model, out)]
+    t = time.perf_counter()
+    done = subprocess.run(argv, cwd=paths.REPO_ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if done.returncode != 0:
+        raise DataError(f"predict exited with {done.returncode}: {done.stderr[-1000:]}")
+    return wall, float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+
+
+def _predict_warm(data: Path, snap: int, model: str, out: Path) -> float:
+    """Wall seconds of the predict command run in this process (imports already loaded)."""
+    from deephalo_core import catalog
+
+    t = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = catalog.main(_predict_argv(data, snap, model, out))
+    if code != 0:
+        raise DataError(f"predict on {data} output {snap} exited with {code}")
+    return time.perf_counter() - t
+
+
+def bench_real(real: Path | None, model: str, repeats: int, quick: bool) -> dict:
+    """Whole-snapshot predict on each output of a real snapshot beside SUBFIND's time for it."""
+    import torch
+
+    from deephalo_core.data import list_outputs, open_simulation
+
+    if real is None or not Path(real).exists():
+        return na(f"no real snapshot at {real}: pass --real PATH (a GADGET-4 / AREPO / TNG output)")
+    outputs = []
+    for info in list_outputs(real):
+        with open_simulation(real, snap=info.snap) as sim:
+            halos = sim.halos
+            key = (len(halos), int(halos["n_particles"].sum()))
+        outputs.append((info, key, SUBFIND_SECONDS.get(key)))
+    if not outputs:
+        return na(f"{real} holds no output with both particles and a catalog")
+    known = [o for o in outputs if o[2] is not None] or outputs[-1:]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="deephalo-bench-predict-") as tmp:
+        for info, (n_groups, n_particles), subfind in known:
+            out = Path(tmp) / f"pred-{info.snap:03d}.hdf5"
+            try:
+                cold = [_predict_cold(real, info.snap, model, out) for _ in range(1 if quick else 3)]
+                _predict_warm(real, info.snap, model, out)  # warm-up: imports, the model's first call
+                warm = [_predict_warm(real, info.snap, model, out) for _ in range(max(1, repeats))]
+            except DataError as err:
+                return na(f"predict failed: {err}")
+            cold_wall = float(np.median([c[0] for c in cold]))
+            warm_s = float(np.median(warm))
+            rows.append({"snap": info.snap, "redshift": info.redshift, "n_groups": n_groups,
+                         "particles_in_groups": n_particles, "warm_s": warm_s, "cold_wall_s": cold_wall,
+                         "cold_reported_s": float(np.median([c[1] for c in cold])),
+                         "subfind_s": subfind,
+                         "speedup_warm": subfind / warm_s if subfind else None,
+                         "speedup_cold": subfind / cold_wall if subfind else None})
+    return {"path": str(real), "model": model, "outputs": rows,
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "target_speedup": TARGETS["speedup_vs_subfind"],
+            "note": "warm: the command in a process whose imports are loaded; cold: a fresh process"}
+
+
+def run(data: Path, repeats: int, quick: bool, model: str = "default", real: Path | None = None) -> dict:
     from deephalo_core.data import open_simulation
 
     with open_simulation(data) as sim:
@@ -273,6 +334,7 @@ def run(data: Path, repeats: int, quick: bool, model: str = "default") -> dict:
     sections = (("halo_load", lambda: bench_halo_load(data, repeats, quick)),
                 ("inference", lambda: bench_inference(data, model, max(1, repeats // 2), quick)),
                 ("training", lambda: bench_training(data, quick)),
+                ("real", lambda: bench_real(real, model, repeats, quick)),
                 ("app", lambda: bench_app(data, model)))
     for name, fn in sections:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
@@ -348,6 +410,21 @@ def format_table(r: dict) -> str:
         lines.append(f"  GPU: n/a: {gpu['reason']}" if gpu.get("status") == "n/a" else
                      f"  GPU: {gpu['device']} ({gpu['note']})")
     lines.append("")
+    real = r.get("real", na("not run"))
+    lines.append("Whole-snapshot predict vs SUBFIND (GADGET-4's log, 2 ranks on 2 cores)        ours  "
+                 "SUBFIND  SUBFIND/ours (>=2x)")
+    if real.get("status") == "n/a":
+        lines.append(f"  n/a: {real['reason']}")
+    else:
+        for o in real["outputs"]:
+            where = (f"  output {o['snap']:03d} (z = {o['redshift']:.2f}), {o['n_groups']} groups, "
+                     f"{o['particles_in_groups']:,} particles")
+            for kind, key, ratio in (("warm", "warm_s", "speedup_warm"), ("cold", "cold_wall_s", "speedup_cold")):
+                lines.append(f"{where:58s} {kind} {_t(o[key]):>8} {_t(o['subfind_s']):>8}  "
+                             f"{_x(o[ratio]):>18}")
+        lines.append(f"  ({real['device']}; warm: imports loaded, as SUBFIND inside a running code; "
+                     "cold: a fresh `python -m deephalo_core predict`)")
+    lines.append("")
     app = r["app"]
     if app.get("status") == "n/a":
         lines.append(f"App (Compare, largest halo): n/a: {app['reason']}")
@@ -356,7 +433,8 @@ def format_table(r: dict) -> str:
                           if k.endswith("_s") and k != "total_s")
         lines.append(f"App (Compare, largest halo, group {app['group_id']}, "
                      f"{app['n_particles']:,} particles, {app['shown']:,} drawn): "
-                     f"{_t(app['total_s'])} from selection to both views ({parts})")
+                     f"{_t(app['total_s'])} on the server until the scene is ready to send ({parts}; "
+                     f"{app['payload_bytes'] / 1e6:.1f} MB)")
     return "\n".join(lines)
 
 
@@ -370,13 +448,15 @@ def main(argv=None) -> int:
                         help="fewer repeats, halos and training steps (a smoke run)")
     parser.add_argument("--model", default="default",
                         help="the model to time against the baselines (default: the shipped one)")
+    parser.add_argument("--real", type=Path, default=paths.SAMPLE_DIR,
+                        help="a real snapshot for predict vs SUBFIND (default: the shipped GADGET-4 sample)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     if repeats < 1:
         parser.error("--repeats must be at least 1")
     try:
         data = args.data if args.data is not None else default_data()
-        results = run(data, repeats, args.quick, args.model)
+        results = run(data, repeats, args.quick, args.model, args.real)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ def test_bench_quick_writes_all_ratios(small_sim_dir, checkpoint, tmp_path, monk
     assert bench.main(["--quick", "--data", str(small_sim_dir), "--model", str(checkpoint),
                        "--json", str(out)]) == 0
     r = json.loads(out.read_text())
-    assert set(r) >= {"machine", "data", "halo_load", "inference", "training", "app"}
+    assert set(r) >= {"machine", "data", "halo_load", "inference", "training", "real", "app"}
     assert r["machine"]["cores"] >= 1 and r["data"]["n_groups"] == 12
     for name in ("largest", "typical"):
         load = r["halo_load"][name]
@@ -45,16 +45,26 @@ def test_bench_quick_writes_all_ratios(small_sim_dir, checkpoint, tmp_path, monk
     tr = r["training"]
     for key in ("offset-cluster_s_per_epoch", "seed_s_per_epoch", "seed_over_default"):
         assert positive(tr[key]), (key, tr)
+    real = r["real"]  # the shipped GADGET-4 sample: both outputs have SUBFIND's time from its log
+    assert {o["snap"]: o["subfind_s"] for o in real["outputs"]} == {0: 4.00, 1: 5.74}
+    for o in real["outputs"]:
+        assert (o["n_groups"], o["particles_in_groups"]) in bench.SUBFIND_SECONDS
+        for key in ("warm_s", "cold_wall_s", "cold_reported_s", "speedup_warm", "speedup_cold"):
+            assert positive(o[key]), (key, o)
+        assert o["speedup_warm"] == pytest.approx(o["subfind_s"] / o["warm_s"])
+        assert o["speedup_cold"] == pytest.approx(o["subfind_s"] / o["cold_wall_s"])
+        assert o["cold_wall_s"] > o["cold_reported_s"]  # the process's start-up is on top
     app = r["app"]
     assert app["n_particles"] == r["halo_load"]["largest"]["n_particles"]
-    for key in ("load_s", "predict_s", "plotters_s", "html_export_s", "total_s"):
+    for key in ("load_s", "predict_s", "analysis_s", "scene_s", "total_s"):
         assert positive(app[key]), (key, app[key])
-    assert app["html_bytes"] > 10_000  # both scenes exported
+    assert app["payload_bytes"] > 10_000  # the packed scene of both views
     gpu_rows = (inf["gpu"], tr["gpu"])
     if r["machine"]["gpu"] is None:
         assert all(row == {"status": "n/a", "reason": "no GPU on this machine"} for row in gpu_rows)
     table = capsys.readouterr().out
     assert "Halo load" in table and "Inference" in table and "Training" in table and "App" in table
+    assert "predict vs SUBFIND" in table and "5.74 s" in table and "4.00 s" in table
     assert "n/a" not in table.split("Training")[0].replace("GPU: n/a", "")
 
 
@@ -63,6 +73,11 @@ def test_missing_model_is_an_na_row_not_a_crash(small_sim_dir, tmp_path):
     assert row["status"] == "n/a" and "cannot be loaded" in row["reason"]
     row = bench.bench_app(small_sim_dir, str(tmp_path / "no-model.pt"))
     assert row["status"] == "n/a"
+
+
+def test_real_section_without_a_snapshot_is_an_na_row(tmp_path):
+    row = bench.bench_real(tmp_path / "nothing", "all-primary", 1, quick=True)
+    assert row["status"] == "n/a" and "--real" in row["reason"]
 
 
 def test_halo_load_needs_a_chunked_snapshot(cutout_paths):

@@ -275,7 +275,11 @@ class Precompute:
 
     def _predict(self, sim, groups: list[int]) -> None:
         where = folder(self.method, sim)
-        todo = [g for g in groups if not _file(where, g).exists()]  # done meanwhile by a page
+        # a halo a page is predicting right now (its lock taken) is left to it, and one it has
+        # finished is on disk; the locks held here make a page wait for this batch's halos
+        held = [(g, lock) for g in groups if (lock := _lock(_file(where, g))).acquire(blocking=False)]
+        todo = [g for g, _ in held if not _file(where, g).exists()]
+        failed = None
         try:
             halos = [sim.load_halo(g) for g in todo]
             started = time.perf_counter()
@@ -285,9 +289,14 @@ class Precompute:
             for halo, lab in zip(halos, labels):
                 store(self.method, sim, halo, lab, seconds * halo.n_particles / total)
         except Exception as err:  # noqa: BLE001 (one bad batch must not end the others)
-            if len(groups) > 1:  # find the halo that fails; keep the rest
-                for g in groups:
-                    self._predict(sim, [g])
-                return
-            self.errors[groups[0]] = f"{type(err).__name__}: {err}"
+            failed = err
+        finally:
+            for _, lock in held:
+                lock.release()
+        if failed is not None and len(groups) > 1:  # find the halo that fails; keep the rest
+            for g in groups:
+                self._predict(sim, [g])
+            return
+        if failed is not None:
+            self.errors[groups[0]] = f"{type(failed).__name__}: {failed}"
         self._done += len(groups)

@@ -240,6 +240,36 @@ def test_precompute_fills_the_scores(small_sim_dir):
         assert row["pq"] == pytest.approx(expected["pq"]) and 0 < row["pq"] < 1
 
 
+def finish(job, timeout_s: float = 120):
+    job._thread.join(timeout_s)
+    assert not job.running
+
+
+def test_precompute_leaves_a_halo_in_hand_and_records_failures(small_sim_dir):
+    """A halo a page is predicting (its lock held) is left to the page; a halo whose prediction
+    fails is recorded, and the others of its batch are still predicted."""
+    method = load_method("all-primary")
+    with open_simulation(small_sim_dir) as sim:
+        ids = sim.halos["group_id"].tolist()
+        in_hand, broken = ids[0], ids[1]
+        real = method.predict_many
+
+        def fails_on_one(halos):
+            if any(h.group_id == broken for h in halos):
+                raise ValueError(f"cannot segment group {broken}")
+            return real(halos)
+
+        method.predict_many = fails_on_one
+        lock = predictions._lock(predictions._file(predictions.folder(method, sim), in_hand))
+        with lock:
+            job = predictions.Precompute(method, sim)
+            finish(job)
+        assert job.errors == {broken: f"ValueError: cannot segment group {broken}"}
+        assert job.progress() == (len(ids), len(ids))
+        scored = set(predictions.halo_scores(method, sim)["group_id"])
+        assert scored == set(ids) - {in_hand, broken}
+
+
 def test_precompute_goes_largest_first_and_stops(small_sim_dir):
     method = load_method("all-primary")
     with open_simulation(small_sim_dir) as sim:

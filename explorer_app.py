@@ -16,9 +16,6 @@ from deephalo_core import paths
 from explorer.sidebar import sidebar
 from explorer.state import PAGE_WIDGETS, keep_widget_state
 
-# Kept until pages/halos.py imports them from explorer.state; no page may import this script.
-from explorer.state import require_navigation, require_simulation  # noqa: F401
-
 PAGES = {
     "halos": st.Page("pages/halos.py", title="Halos", icon=":material/table_view:", url_path="halos"),
     "compare": st.Page("pages/compare.py", title="Compare", icon=":material/view_in_ar:", url_path="compare"),

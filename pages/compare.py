@@ -140,7 +140,7 @@ style = viz.view_style(point_size, primary_style, show_fuzz)
 
 
 def send_scene(pred, analysis, titles: dict, highlight: dict | None, focus: dict | None) -> tuple[dict, bytes]:
-    """Build (cached) and send the scene; (scene info, data section) for the PNG downloads."""
+    """Build (cached) and send the scene; (scene info, payload) for the PNG downloads."""
     wall = time.perf_counter()
     descriptors, data, info = scene_arrays(spec, mtime, source_key, group_id, budget, colour_by,
                                            agreement_view, halo, pred, analysis)

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 
 from browser_helpers import (READY, launch_chromium, make_embedded, serve_app,  # noqa: E402
                              wait_drawn_at, wait_views_drawn)

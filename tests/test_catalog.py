@@ -179,3 +179,25 @@ def test_plan_blocks_caps_halos_and_particles():
     blocks = catalog.plan_blocks([0, 1, 2, 3, 4, 5], [5000, 10, 10, 10, 10, 10], 3, 100)
     assert blocks == [[0], [1, 2, 3], [4, 5]]
     assert catalog.plan_blocks([], [], 3, 100) == []
+
+
+def test_predict_takes_the_last_output_unless_told(sample_dir, tmp_path):
+    """A GADGET-4 output directory with two outputs: the last one by default, --snap for another;
+    the default model's catalog holds, halo by halo, what it predicts for each halo."""
+    last, first = tmp_path / "last.hdf5", tmp_path / "first.hdf5"
+    assert run_predict(sample_dir, last, "--checkpoint", "default", "--min-particles", "1000") == 0
+    assert run_predict(sample_dir, first, "--checkpoint", "all-primary", "--snap", "0") == 0
+    method = methods.load_method("default", device="cpu")
+    for path, snap in ((last, 1), (first, 0)):
+        cat = read_catalog(path)
+        with open_simulation(sample_dir, snap=snap) as sim:
+            assert cat["attrs"]["snap"] == snap
+            assert cat["attrs"]["NumPart_Total"] == sim.header.n_particles
+            assert cat["attrs"]["Ngroups_Total"] == sim.header.n_groups
+            if path is last:
+                big = sim.halos[sim.halos["n_particles"] >= 1000]["group_id"].tolist()
+                assert cat["attrs"]["Ngroups_Predicted"] == len(big) > 1
+                for g in big:
+                    start, stop = sim.group_slice(g)
+                    np.testing.assert_array_equal(cat["PartType1/PredSubhaloRank"][start:stop],
+                                                  method.predict(sim.load_halo(g)))

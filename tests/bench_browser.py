@@ -40,8 +40,8 @@ def open_link(context, link: str, group: int, log: Path, case: str) -> dict:
     clicked = time.time()
     tab.goto(link, wait_until="commit")
     state = wait_drawn_at(tab, TIMEOUT_S, group, clicked * 1000)
+    tab.wait_for_selector(READY, timeout=TIMEOUT_S * 1000)  # the page run has ended and logged
     row = breakdown(case, clicked, state, server_timings(log, group, clicked))
-    tab.wait_for_selector(READY, timeout=TIMEOUT_S * 1000)
     tab.close()
     return row
 

@@ -258,29 +258,35 @@ def _predict_argv(data: Path, snap: int, model: str, out: Path) -> list[str]:
             "--no-progress"]
 
 
-def _predict_cold(data: Path, snap: int, model: str, out: Path) -> tuple[float, float]:
-    """(wall seconds of `python -m deephalo_core predict` as a fresh process, the seconds it reports)."""
+def _predict_cold(data: Path, snap: int, model: str, out: Path) -> tuple[float, float, float]:
+    """(wall seconds of `python -m deephalo_core predict` as a fresh process, the seconds it
+    reports, the CPU seconds it used on all its threads)."""
+    import resource
     import subprocess
 
     argv = [sys.executable, "-m", "deephalo_core", "predict", *_predict_argv(data, snap, model, out)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     done = subprocess.run(argv, cwd=paths.REPO_ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise DataError(f"predict exited with {done.returncode}: {done.stderr[-1000:]}")
-    return wall, float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"]), cpu
 
 
-def _predict_warm(data: Path, snap: int, model: str, out: Path) -> float:
-    """Wall seconds of the predict command run in this process (imports already loaded)."""
+def _predict_warm(data: Path, snap: int, model: str, out: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds on all threads) of the predict command run in this process
+    (imports already loaded)."""
     from deephalo_core import catalog
 
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(io.StringIO()):
         code = catalog.main(_predict_argv(data, snap, model, out))
     if code != 0:
         raise DataError(f"predict on {data} output {snap} exited with {code}")
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - cpu
 
 
 def bench_real(real: Path | None, model: str, repeats: int, quick: bool) -> dict:
@@ -306,22 +312,25 @@ def bench_real(real: Path | None, model: str, repeats: int, quick: bool) -> dict
             out = Path(tmp) / f"pred-{info.snap:03d}.hdf5"
             try:
                 cold = [_predict_cold(real, info.snap, model, out) for _ in range(1 if quick else 3)]
-                _predict_warm(real, info.snap, model, out)  # warm-up: imports, the model's first call
+                _predict_warm(real, info.snap, model, out)  # warm-up: imports, first calls
                 warm = [_predict_warm(real, info.snap, model, out) for _ in range(max(1, repeats))]
             except DataError as err:
                 return na(f"predict failed: {err}")
             cold_wall = float(np.median([c[0] for c in cold]))
-            warm_s = float(np.median(warm))
+            warm_s = float(np.median([w[0] for w in warm]))
             rows.append({"snap": info.snap, "redshift": info.redshift, "n_groups": n_groups,
                          "particles_in_groups": n_particles, "warm_s": warm_s, "cold_wall_s": cold_wall,
                          "cold_reported_s": float(np.median([c[1] for c in cold])),
+                         "warm_cpu_s": float(np.median([w[1] for w in warm])),
+                         "cold_cpu_s": float(np.median([c[2] for c in cold])),
                          "subfind_s": subfind,
                          "speedup_warm": subfind / warm_s if subfind else None,
                          "speedup_cold": subfind / cold_wall if subfind else None})
     return {"path": str(real), "model": model, "outputs": rows,
             "device": "cuda" if torch.cuda.is_available() else "cpu",
             "target_speedup": TARGETS["speedup_vs_subfind"],
-            "note": "warm: the command in a process whose imports are loaded; cold: a fresh process"}
+            "note": "warm: the command in a process whose imports are loaded; cold: a fresh process; "
+                    "cpu: CPU seconds on all threads (SUBFIND's 2 ranks had 2 cores for its wall time)"}
 
 
 def run(data: Path, repeats: int, quick: bool, model: str = "default", real: Path | None = None) -> dict:
@@ -419,9 +428,10 @@ def format_table(r: dict) -> str:
         for o in real["outputs"]:
             where = (f"  output {o['snap']:03d} (z = {o['redshift']:.2f}), {o['n_groups']} groups, "
                      f"{o['particles_in_groups']:,} particles")
-            for kind, key, ratio in (("warm", "warm_s", "speedup_warm"), ("cold", "cold_wall_s", "speedup_cold")):
+            for kind, key, ratio, cpu in (("warm", "warm_s", "speedup_warm", "warm_cpu_s"),
+                                          ("cold", "cold_wall_s", "speedup_cold", "cold_cpu_s")):
                 lines.append(f"{where:58s} {kind} {_t(o[key]):>8} {_t(o['subfind_s']):>8}  "
-                             f"{_x(o[ratio]):>18}")
+                             f"{_x(o[ratio]):>18}   (CPU {_t(o[cpu])})")
         lines.append(f"  ({real['device']}; warm: imports loaded, as SUBFIND inside a running code; "
                      "cold: a fresh `python -m deephalo_core predict`)")
     lines.append("")

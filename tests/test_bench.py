@@ -49,7 +49,8 @@ def test_bench_quick_writes_all_ratios(small_sim_dir, checkpoint, tmp_path, monk
     assert {o["snap"]: o["subfind_s"] for o in real["outputs"]} == {0: 4.00, 1: 5.74}
     for o in real["outputs"]:
         assert (o["n_groups"], o["particles_in_groups"]) in bench.SUBFIND_SECONDS
-        for key in ("warm_s", "cold_wall_s", "cold_reported_s", "speedup_warm", "speedup_cold"):
+        for key in ("warm_s", "cold_wall_s", "cold_reported_s", "warm_cpu_s", "cold_cpu_s", "speedup_warm",
+                    "speedup_cold"):
             assert positive(o[key]), (key, o)
         assert o["speedup_warm"] == pytest.approx(o["subfind_s"] / o["warm_s"])
         assert o["speedup_cold"] == pytest.approx(o["subfind_s"] / o["cold_wall_s"])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from deephalo_core import predictions, runs, viz
+from deephalo_core import paths, predictions, runs, viz
 from deephalo_core.errors import DataError
 from explorer.state import require_navigation, require_simulation
 
@@ -40,8 +40,9 @@ def load_method(spec: str, mtime: float):
 
 
 @st.cache_resource(show_spinner=False, max_entries=2, on_release=lambda job: job.stop(timeout=0))
-def scoring_job(model_key: str, source_key: str, _method, _sim) -> predictions.Precompute:
-    """The background job that predicts and scores every halo (one per model and data source)."""
+def scoring_job(model_key: str, source_key: str, cache_dir: str, _method, _sim) -> predictions.Precompute:
+    """The background job that predicts and scores every halo (one per model, data source and
+    prediction cache)."""
     return predictions.Precompute(_method, _sim)
 
 
@@ -67,7 +68,8 @@ keep = halos["n_particles"].between(*size_range) & halos["n_subhalos"].between(*
 label = state.get("model_label", state["model_spec"])
 try:
     method = load_method(state["model_spec"], runs.model_mtime(state["model_spec"]))
-    job = scoring_job(predictions.model_key(method), predictions.source_key(sim), method, sim)
+    job = scoring_job(predictions.model_key(method), predictions.source_key(sim), str(paths.cache_dir()),
+                      method, sim)
 except (DataError, FileNotFoundError) as err:
     method = job = None
     st.warning(f"{label} cannot score the halos: {err}")

@@ -328,3 +328,18 @@ def test_load_reads_only_the_halo_slice(root, monkeypatch):
         rows[name] = rows.get(name, 0) + sel.stop - sel.start
     assert rows == {"/PartType1/Coordinates": 250, "/PartType1/Velocities": 250,
                     "/PartType1/Potential": 250, "/PartType1/ParticleIDs": 250}
+
+
+def test_unwrap_numpy_and_numba_paths_agree(monkeypatch):
+    """Small halos unwrap in NumPy, large ones in the numba kernel: the same positions either way."""
+    from deephalo_core.data import simulation
+
+    rng = np.random.default_rng(5)
+    box, center = 1000.0, np.array([995.0, 3.0, 500.0])  # across two faces of the box
+    raw = np.mod(center + rng.normal(scale=20.0, size=(5000, 3)), box)
+    small = simulation._unwrap(raw.copy(), center, box)
+    monkeypatch.setattr(simulation, "NUMBA_UNWRAP_MIN", 1)
+    large = simulation._unwrap(raw.copy(), center, box)
+    np.testing.assert_array_equal(small, large)
+    assert np.abs(small - center).max() < box / 2
+    assert small[:, 0].max() > box and small[:, 1].min() < 0  # moved out of [0, box) where needed

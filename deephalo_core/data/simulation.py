@@ -62,6 +62,7 @@ class Simulation:
         self._group_first_sub = self._cat("Group", "GroupFirstSub").astype(np.int64)
         self._halos = None
         self._halo_rows = {}
+        self._halo_columns = None
         self._label_plan = None  # built on the first load_halo: see _plan_labels
         self._missing = tuple(name for name in OPTIONAL_FIELDS if name not in particles.fields)
         self._subhalos = None
@@ -164,7 +165,9 @@ class Simulation:
         if row is None:
             if len(self._halo_rows) >= 4096:  # bounded: a whole-snapshot pass visits every group
                 self._halo_rows.clear()
-            row = self._halo_rows[g] = {c: self.halos[c].iat[g].item() for c in self.halos.columns}
+            if self._halo_columns is None:  # plain arrays: a pandas lookup per cell costs ~1 ms a row
+                self._halo_columns = {c: self.halos[c].to_numpy() for c in self.halos.columns}
+            row = self._halo_rows[g] = {c: col[g].item() for c, col in self._halo_columns.items()}
         return dict(row)
 
     # -- particles -------------------------------------------------------------------------
@@ -328,16 +331,26 @@ def _plan_labels(group_offsets, group_lengths, first_sub, n_subs, subhalo_offset
 
 
 def _unwrap(coords: np.ndarray, center: np.ndarray, box: float) -> np.ndarray:
-    """Each particle at its minimum image around `center`, float64, in place on `coords`."""
+    """Each particle at its minimum image around `center`, float64, in place on `coords`.
+
+    Halos below NUMBA_UNWRAP_MIN take NumPy's few passes (a millisecond or two); larger ones the
+    one-pass numba kernel, whose import and compilation (~0.6 s of CPU once per process) only pays
+    off there: a whole-snapshot pass over a small box never loads it."""
     global _unwrap_in_place
     pos = np.ascontiguousarray(coords, dtype=np.float64)
-    if len(pos):
+    center = np.asarray(center, dtype=np.float64)
+    if len(pos) >= NUMBA_UNWRAP_MIN:
         if _unwrap_in_place is None:  # numba loads on first use, not with the data layer
             from deephalo_core.data.periodic import unwrap_in_place as _unwrap_in_place
-        _unwrap_in_place(pos, np.asarray(center, dtype=np.float64), float(box))
+        _unwrap_in_place(pos, center, float(box))
+    elif len(pos):
+        shift = np.round((pos - center) / box)  # -1, 0 or 1 box per axis; exact where 0
+        if shift.any():
+            pos -= box * shift
     return pos
 
 
+NUMBA_UNWRAP_MIN = 100_000
 _unwrap_in_place = None
 
 

@@ -24,10 +24,14 @@ whole box and the mean-density term; a synthetic one is the group's own, zero at
                                                        Hubble flow included, as SUBFIND unbinds
   7    (phi_halo + 0.5 |v|^2) / V200^2                 specific energy in the halo's own well
   8    phi_halo / V200^2
+  9    (phi_sphere + 0.5 |v|^2) / V200^2               energy in the halo's own spherical well
 where phi_halo = phi - phi_edge - G M(<r_edge) / r_edge: the potential re-anchored on the halo's
 outer particles (the outermost fifth: median potential phi_edge at median radius r_edge), as if the
-halo were alone and its potential zero at infinity. Lengths are comoving ratios, V200 uses the
-physical R200 (a R200), so halos at any redshift look alike.
+halo were alone and its potential zero at infinity; phi_sphere is the potential of the halo's own
+particles averaged over spheres (it ignores the snapshot's potential altogether, so the tidal field
+of the surroundings, which a constant shift cannot remove, does not enter it). SUBFIND unbinds
+with a subhalo's own potential, and these two energies bracket it. Lengths are comoving ratios,
+V200 uses the physical R200 (a R200), so halos at any redshift look alike.
 
 Split: by group id, fixed for ever and independent of the snapshot size: a multiplicative hash of
 the id maps each group to [0, 1); below 0.70 train, below 0.85 val, else test.
@@ -49,11 +53,11 @@ FEATURE_SETS = {
     "seed": ("x", "y", "z", "vx", "vy", "vz", "potential"),
     "seed+subfind": ("x", "y", "z", "vx", "vy", "vz", "potential", "log_dm_density", "log_hsml", "vel_disp"),
     "seed+energy": ("x", "y", "z", "vx", "vy", "vz", "potential", "energy", "abs_potential"),
-    "binding": ("x", "y", "z", "vx", "vy", "vz", "potential", "energy", "halo_potential"),
+    "binding": ("x", "y", "z", "vx", "vy", "vz", "potential", "energy", "halo_potential", "sphere_energy"),
 }
 SUBFIND_FIELDS = ("SubfindDMDensity", "SubfindHsml", "SubfindVelDisp")
 SPLITS = ("train", "val", "test")
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 MASS_CODE_UNIT = 1e10  # catalog masses are in Msun/h; code units are 1e10 Msun/h
 
 
@@ -61,12 +65,14 @@ def split_of(group_id: int, folds: tuple[int, int] | None = None) -> str:
     """"train", "val" or "test" for a FoF group id (deterministic, see the module docstring).
 
     folds=(k, i): k-fold cross-validation by group id on the same hash: fold i is the test split,
-    fold i+1 (mod k) the val split, the rest train."""
+    the first half of fold i+1 (mod k) the val split, the rest train (k = 5: 20/10/70)."""
     u = ((int(group_id) * 2654435761 + 12345) % 2**32) / 2**32
     if folds is not None:
         k, i = folds
         fold = min(int(u * k), k - 1)
-        return "test" if fold == i else ("val" if fold == (i + 1) % k else "train")
+        if fold == i:
+            return "test"
+        return "val" if fold == (i + 1) % k and u * k - fold < 0.5 else "train"
     return "train" if u < 0.70 else ("val" if u < 0.85 else "test")
 
 
@@ -115,6 +121,21 @@ def halo_scales(halo) -> HaloScales:
                       hubble_rate(time, halo.omega0, halo.omega_lambda))
 
 
+def sphere_potential(radius: np.ndarray, particle_mass: float) -> np.ndarray:
+    """Potential of equal-mass particles averaged over spheres around the centre, zero at infinity:
+    phi(r_i) = -G [M(<= r_i) / r_i + sum over r_j > r_i of m / r_j] (physical radii, (km/s)^2)."""
+    n = len(radius)
+    order = np.argsort(radius, kind="stable")
+    r = np.maximum(np.asarray(radius, dtype=np.float64)[order], 1e-6)
+    inside = particle_mass * np.arange(1, n + 1)
+    beyond = np.zeros(n)
+    if n > 1:
+        beyond[:-1] = np.cumsum((particle_mass / r)[::-1])[::-1][1:]
+    out = np.empty(n)
+    out[order] = -G * (inside / r + beyond)
+    return out
+
+
 def halo_potential(phi: np.ndarray, radius: np.ndarray, particle_mass: float, time: float) -> np.ndarray:
     """phi re-anchored as if the halo were alone (zero at infinity), independent of phi's zero point.
 
@@ -157,8 +178,11 @@ def halo_features(halo, feature_set: str = "seed") -> np.ndarray:
     phi = (p - p.min()) / s.v200**2
     cols = [pos, v, phi[:, None]]
     if feature_set == "binding":
-        own = halo_potential(p, np.sqrt((d * d).sum(axis=1)), halo.particle_mass, s.time) / s.v200**2
-        cols += [(own + 0.5 * (v * v).sum(axis=1))[:, None], own[:, None]]
+        radius = np.sqrt((d * d).sum(axis=1))
+        kinetic = 0.5 * (v * v).sum(axis=1)
+        own = halo_potential(p, radius, halo.particle_mass, s.time) / s.v200**2
+        sphere = sphere_potential(radius * s.time, halo.particle_mass) / s.v200**2
+        cols += [(own + kinetic)[:, None], own[:, None], (sphere + kinetic)[:, None]]
     if feature_set == "seed+energy":  # legacy (shipped synthetic model): takes phi's zero point as given
         abs_phi = p / s.v200**2
         cols += [(abs_phi + 0.5 * (v * v).sum(axis=1))[:, None], abs_phi[:, None]]

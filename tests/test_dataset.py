@@ -112,7 +112,7 @@ def test_binding_features_ignore_the_potential_zero_point():
     """A real potential includes the whole box: adding any constant must change no binding feature."""
     halo = _halo()
     f = dataset.halo_features(halo, "binding")
-    assert f.shape == (200, len(dataset.FEATURE_SETS["binding"])) == (200, 9)
+    assert f.shape == (200, len(dataset.FEATURE_SETS["binding"])) == (200, 10)
     shifted = _halo()
     shifted.potential = shifted.potential + np.float32(-3e5)
     np.testing.assert_allclose(dataset.halo_features(shifted, "binding"), f, rtol=1e-4, atol=1e-4)
@@ -164,7 +164,8 @@ def test_kfold_split_partitions_the_groups():
     tests = [[g for g in ids if dataset.split_of(g, (k, i)) == "test"] for i in range(k)]
     assert sorted(sum(tests, [])) == list(ids)  # each group is tested in exactly one fold
     assert all(300 < len(t) < 500 for t in tests)
-    assert all(dataset.split_of(g, (k, 0)) == "val" for g in tests[1])
+    val = [g for g in ids if dataset.split_of(g, (k, 0)) == "val"]
+    assert set(val) < set(tests[1]) and 0.4 < len(val) / len(tests[1]) < 0.6  # half of the next fold
 
 
 def test_expand_sources_takes_each_paths_own_snapshots(tmp_path):
@@ -172,3 +173,12 @@ def test_expand_sources_takes_each_paths_own_snapshots(tmp_path):
     assert dataset.expand_sources("c", "1,3") == [("c", 1), ("c", 3)]
     with pytest.raises(DataError, match="snapshots"):
         dataset.expand_sources("d", "one")
+
+
+def test_sphere_potential_matches_a_point_mass_outside_and_shells_inside():
+    """Two particles: outside both, -G 2m / r; between them, the outer one's shell adds -G m / r_out."""
+    from deephalo_core.units import G
+
+    phi = dataset.sphere_potential(np.array([10.0, 1.0, 20.0]), 2.0)
+    np.testing.assert_allclose(phi, [-G * (4.0 / 10 + 2.0 / 20), -G * (2.0 / 1 + 2.0 / 10 + 2.0 / 20),
+                                     -G * 6.0 / 20], rtol=1e-12)

@@ -18,6 +18,7 @@ skipping the ones already on disk; `halo_scores(method, sim)` gathers the scores
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -201,6 +202,17 @@ def halo_scores(method, sim) -> pd.DataFrame:
     return frame.sort_values("group_id", ignore_index=True)
 
 
+_RUNNING = weakref.WeakSet()  # started jobs, stopped and joined when the interpreter exits
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    """A daemon thread still inside torch while the interpreter tears down aborts the process
+    ("terminate called without an active exception"): finish the batch in hand and stop first."""
+    for job in list(_RUNNING):
+        job.stop(timeout=60.0)
+
+
 class Precompute:
     """Predict every halo of `sim` with `method` in a background thread, largest first, skipping
     those on disk. Halos are segmented in batches (`Method.predict_many`), each batch's seconds
@@ -228,6 +240,7 @@ class Precompute:
     def start(self) -> None:
         if not self._thread.is_alive() and self.started_at is None:
             self.started_at = time.time()
+            _RUNNING.add(self)
             self._thread.start()
 
     def progress(self) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 the background precompute fills the per-halo scores."""
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -281,3 +282,22 @@ def test_precompute_goes_largest_first_and_stops(small_sim_dir):
         job.start()
         job._thread.join(30)
         assert not job.running and predictions.halo_scores(method, sim).empty
+
+
+def test_process_exits_cleanly_while_a_precompute_runs(tmp_path):
+    """A background job still inside torch when the interpreter exits used to abort the process
+    (exit 134): the job is stopped and joined at exit instead."""
+    import subprocess
+    import sys
+
+    script = ("import time\n"
+              "from deephalo_core import paths, predictions\n"
+              "from deephalo_core.data import open_simulation\n"
+              "from deephalo_core.methods import load_method\n"
+              "job = predictions.Precompute(load_method('default', device='cpu'), open_simulation(paths.SAMPLE_DIR))\n"
+              "time.sleep(1.0)\n"
+              "assert job.running\n")
+    env = dict(os.environ, DEEPHALO_HOME=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

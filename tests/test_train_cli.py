@@ -43,7 +43,7 @@ def test_train_one_epoch_then_resume(small_sim_dir, home):
     assert method.kind == "model" and method.name == "offset-cluster"
     # the default segmenter's own inputs unless --features says otherwise
     assert json.loads((out / "config.json").read_text())["features"] == "binding"
-    assert method.feature_set == "seed+energy" and model.config["radial_features"] is True
+    assert method.feature_set == "binding" and model.config["radial_features"] is True
 
     assert train.main(_args(small_sim_dir, out, "--epochs", "2", "--resume")) == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -40,12 +40,13 @@ from deephalo_core.errors import DataError
 
 MODEL_DEFAULTS = {
     # the default method (density-preserving crops; validation on full-resolution halos). Measured:
-    # 20 epochs in 6.5 min wall on 2 busy CPU cores (see assets/models/default.json)
+    # 20 epochs on the two real GADGET-4 runs (7 outputs) in about 8 min wall on 2 shared CPU
+    # cores (see assets/models/default.json)
     "offset-cluster": dict(epochs=20, lr=3e-3, max_points=6000, k=12, cap="crop", val_max_points=0,
                            features="binding", augment=True, batch_points=6000, val_min_particles=100,
-                           model_config=dict(radial_features=True)),
-    # the seed's own settings (AdamW, lr 1e-3, weight decay 5e-4, k = 4)
-    "seed": dict(epochs=10, lr=1e-3, max_points=8000, k=4, cap="subsample", val_max_points=8000),
+                           model_config=dict(radial_features=True, hidden=64)),
+    # the seed paper's own settings (AdamW, lr 1e-3, weight decay 5e-4, k = 4, 20 epochs)
+    "seed": dict(epochs=20, lr=1e-3, max_points=8000, k=4, cap="subsample", val_max_points=8000),
 }
 
 
@@ -61,6 +62,7 @@ def parse_args(argv):
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--loss", default="weighted-ce", help="seed model: weighted-ce | bce | focal")
     p.add_argument("--k", type=int, help="neighbours per particle in the model's graph")
+    p.add_argument("--hidden", type=int, help="offset-cluster: width of its layers (default 32)")
     p.add_argument("--max-points", type=int, help="cap on particles per halo per step (0: no cap)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--features", choices=["seed", "seed+subfind", "seed+energy", "binding"],
@@ -151,6 +153,8 @@ def resolve_config(args, out: Path) -> dict:
                model_config=dict(d.get("model_config", {}), k=args.k or d["k"], feature_set=features))
     if name == "seed":
         cfg["model_config"].update(loss=args.loss, smote=args.smote, binary=args.binary)
+    elif args.hidden:
+        cfg["model_config"]["hidden"] = args.hidden
     if args.resume and (out / "config.json").exists():
         saved = json.loads((out / "config.json").read_text())
         saved["epochs"] = args.epochs or saved["epochs"]

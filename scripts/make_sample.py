@@ -1,9 +1,9 @@
 """Build the shipped real sample `assets/sample/L8750-N64-s181170/output/` from a GADGET-4 output.
 
-    .venv/bin/python scripts/make_sample.py [SOURCE_OUTPUT_DIR] [--out DIR]
+    .venv/bin/python scripts/make_sample.py SOURCE_OUTPUT_DIR [--out DIR]
 
 SOURCE_OUTPUT_DIR holds GADGET-4's single-file outputs `snapshot_NNN.hdf5` + `fof_subhalo_tab_NNN.hdf5`
-(default: the shared run L8750-N64-s181170). Every output with both files is written to --out in
+of the run L8750-N64-s181170 (its full outputs are not shipped). Every output with both files is written to --out in
 the same layout, so the project's GADGET-4 reader is the one that reads it.
 
 What it keeps and drops:
@@ -36,7 +36,6 @@ from deephalo_core.data import open_simulation  # noqa: E402
 from deephalo_core.data.write import atomic_hdf5  # noqa: E402
 from deephalo_core.errors import DataError  # noqa: E402
 
-DEFAULT_SOURCE = Path("/work/shared/data/gadget4/L8750-N64-s181170/output")
 DEFAULT_OUT = REPO / "assets" / "sample" / "L8750-N64-s181170" / "output"
 
 
@@ -83,7 +82,7 @@ def check(source_dir: Path, out_dir: Path, snap: int):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("source", nargs="?", type=Path, default=DEFAULT_SOURCE)
+    p.add_argument("source", type=Path, help="the run's GADGET-4 output directory")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
     snaps = sorted(int(path.stem.split("_")[-1]) for path in args.source.glob("snapshot_*.hdf5")

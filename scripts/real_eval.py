@@ -8,8 +8,10 @@ checkpoint or a run directory). Each output (redshift) is scored separately; for
 gives ARI, PQ, completeness_100 and purity_100 over halos of >= 1000 and >= 100 particles.
 """
 import argparse
-import json
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere as a script
 
 from deephalo_core.atomic import write_json
 from deephalo_core.data import open_simulation

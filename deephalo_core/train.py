@@ -254,6 +254,17 @@ def augment(sample, rng: np.random.Generator):
     return type(sample)(sample.group_id, f, sample.labels, sample.source)
 
 
+def size_weights(sizes, big: int = 1000) -> np.ndarray:
+    """Per-halo weights that give the halos of at least `big` particles as much say, together, as
+    all the others: a few dozen small groups would otherwise choose a clustering radius that merges
+    the satellites of the largest halos."""
+    sizes = np.asarray(sizes)
+    is_big = sizes >= big
+    if is_big.all() or not is_big.any():
+        return np.ones(len(sizes))
+    return np.where(is_big, (~is_big).sum() / is_big.sum(), 1.0)
+
+
 def validate(model, samples, device, max_points: int, seed: int, min_particles: int = 0) -> dict:
     """Mean loss and scores over the val halos (a fixed subsample where max_points caps them).
 
@@ -261,7 +272,8 @@ def validate(model, samples, device, max_points: int, seed: int, min_particles: 
     particles: a real snapshot's val split is mostly groups of a few dozen particles, a primary
     and no satellite, which reward predicting no subhalo at all. A model with a `calibrate` step
     (offset-cluster's clustering radius and decision biases) tunes it here on those same val
-    halos first; the test split is never looked at."""
+    halos first, the halos of >= 1000 particles weighing as much as the rest (`size_weights`);
+    the test split is never looked at."""
     import torch
 
     from deephalo_core.dataset import subsample
@@ -282,7 +294,7 @@ def validate(model, samples, device, max_points: int, seed: int, min_particles: 
                     for s in samples]
         if hasattr(model, "calibrate"):
             outputs = [model.outputs(c.features) for c in cuts]
-            model.calibrate(outputs, [c.labels for c in cuts])
+            model.calibrate(outputs, [c.labels for c in cuts], size_weights([len(c.labels) for c in cuts]))
             scores = [halo_metrics(c.labels, model.labels_from_outputs(*o)) for c, o in zip(cuts, outputs)]
         else:
             scores = [halo_metrics(c.labels, model.predict_labels(c.features)) for c in cuts]

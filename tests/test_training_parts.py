@@ -47,3 +47,31 @@ def test_augmentation_turns_vectors_and_keeps_scalars():
                                rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(out.features[:, 6:], f[:, 6:])
     assert not np.allclose(out.features[:, :3], f[:, :3])
+
+
+def test_size_weights_give_big_halos_half_the_say():
+    from deephalo_core.train import size_weights
+
+    w = size_weights([150, 200, 300, 5000, 20000, 120])
+    big = np.array([False, False, False, True, True, False])
+    assert w[big].sum() == w[~big].sum()  # the two halos >= 1000 weigh as much as the four others
+    assert np.all(w[~big] == 1.0)
+    np.testing.assert_array_equal(size_weights([100, 200]), [1.0, 1.0])  # one size class: plain mean
+
+
+def test_weighted_calibration_follows_the_weights():
+    """With all the weight on one halo, calibration picks that halo's best settings."""
+    model = OffsetClusterModel(in_features=9, k=4)
+    rng = np.random.default_rng(2)
+    feats = [rng.normal(size=(60, 9)).astype(np.float32) for _ in range(2)]
+    labels = [np.zeros(60, np.int32), np.where(np.arange(60) < 30, 0, -1).astype(np.int32)]
+    outputs = [model.outputs(f) for f in feats]
+    for heavy in (0, 1):
+        w = [1.0, 1e-9] if heavy == 0 else [1e-9, 1.0]
+        model.calibrate(outputs, labels, w)
+        alone = OffsetClusterModel(in_features=9, k=4)
+        alone.load_state_dict(model.state_dict())
+        alone.calibrate([outputs[heavy]], [labels[heavy]])
+        from deephalo_core.metrics import halo_metrics
+        score = lambda m: sum(halo_metrics(labels[heavy], m.labels_from_outputs(*outputs[heavy]))[k] for k in ("pq", "ari"))
+        assert score(model) == score(alone)

@@ -384,15 +384,18 @@ class OffsetClusterModel(nn.Module):
         return [(graph_coords(features, self.config["vel_weight"]), logits[s:s + n], offset[s:s + n])
                 for (features, _), s, n in zip(pending, starts, sizes)]
 
-    def calibrate(self, outputs: list, true_labels: list) -> float:
+    def calibrate(self, outputs: list, true_labels: list, weights=None) -> float:
         """Tune the inference settings on held-out halos (validation, never test) from their network
         outputs: the clustering radius with the subhalo decision bias (added to that class's
-        logit), then the fuzz bias, each to the best mean PQ + ARI. Stored in the config."""
+        logit), then the fuzz bias, each to the best mean PQ + ARI (weighted by `weights`, one per
+        halo, when given). Stored in the config."""
         from deephalo_core.metrics import halo_metrics
+
+        w = np.ones(len(outputs)) if weights is None else np.asarray(weights, dtype=np.float64)
 
         def score() -> float:
             ms = [halo_metrics(t, self.labels_from_outputs(*o)) for o, t in zip(outputs, true_labels)]
-            return float(np.mean([m["pq"] + m["ari"] for m in ms]))
+            return float(np.average([m["pq"] + m["ari"] for m in ms], weights=w))
 
         # The radius and the subhalo bias interact (more particles called subhalo need a wider
         # radius), so they are searched together, from a neutral fuzz bias; then the fuzz bias.

@@ -27,7 +27,7 @@ with st.form("new_run"):
     row1 = st.columns(4)
     model = row1[0].selectbox("Model", names, key="train_model")
     loss = row1[1].selectbox("Loss (seed model)", ["model default", *LOSSES], key="train_loss")
-    epochs = row1[2].number_input("Epochs", 1, 500, 10, key="train_epochs")
+    epochs = row1[2].number_input("Epochs", 1, 500, None, key="train_epochs", placeholder="model default")
     lr = row1[3].number_input("Learning rate", 1e-6, 1.0, None, format="%.5f", key="train_lr",
                               placeholder="model default")
     row2 = st.columns(4)
@@ -36,9 +36,11 @@ with st.form("new_run"):
                                       key="train_max_points", placeholder="no cap")
     features = row2[2].selectbox("Features", ["model default", *FEATURE_SETS], key="train_features",
                                  help="seed: position, velocity, potential (the seed model's default). "
-                                      "seed+energy adds the binding energy in the host's frame (the "
-                                      "default model's default). seed+subfind adds Subfind's own "
-                                      "density and velocity-dispersion fields (an easier task).")
+                                      "binding: the same in the halo's physical frame plus energies "
+                                      "that do not depend on the potential's zero point (the default "
+                                      "model's). seed+subfind adds Subfind's own density and "
+                                      "velocity-dispersion fields (an easier task). seed+energy: the "
+                                      "earlier synthetic model's, kept to score it.")
     seed = row2[3].number_input("Random seed", 0, 2**31 - 1, 0, key="train_seed")
     submitted = st.form_submit_button("Launch", type="primary")
 
@@ -46,10 +48,11 @@ if submitted:
     if source_key is None:
         st.error(state.get("source_error") or "Open a data source in the sidebar first.")
     elif source_key[0] == sources.CUTOUT:
-        st.error("A cutout is one halo and may lack velocities and potentials: train on the embedded "
-                 "snapshot or a TNG simulation path instead.")
+        st.error("A cutout is one halo and may lack velocities and potentials: train on the shipped "
+                 "sample, the synthetic snapshot or a simulation path instead.")
     else:
-        config = dict(data=data_argument(source_key), model=model, epochs=int(epochs), lr=lr, k=k,
+        config = dict(data=data_argument(source_key), model=model,
+                      epochs=None if epochs is None else int(epochs), lr=lr, k=k,
                       max_points=max_points, seed=int(seed),
                       features=None if features == "model default" else features,
                       loss=None if loss == "model default" else loss)

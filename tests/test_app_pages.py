@@ -200,6 +200,8 @@ def test_train_page_form_and_one_run_at_a_time(simulation, home):
     assert at.title[0].value == "Train"
     assert {"Model", "Loss (seed model)", "Features"} <= {s.label for s in at.selectbox}
     assert "seed" in next(s for s in at.selectbox if s.label == "Model").options
+    # epochs are the model's own (20 for either) unless the user types a number
+    assert next(n for n in at.number_input if n.label == "Epochs").value is None
     # a run is going (this test process stands in for it): Launch must refuse with a clear message
     root = runs.paths.runs_dir()
     (root / "busy").mkdir(parents=True, exist_ok=True)

@@ -130,6 +130,16 @@ def test_neighbours_do_not_depend_on_threads(halos):
     np.testing.assert_array_equal(local_binding_features(f), local_binding_features(f, workers=-1))
 
 
+def test_large_halos_on_torch_threads_get_the_same_labels(default, halos, monkeypatch):
+    """A halo of >= TORCH_THREADS_MIN_ROWS runs the network on every core: same labels as on one."""
+    features = halo_features(halos[-1], default.feature_set)
+    monkeypatch.setattr(offset_cluster, "TORCH_THREADS_MIN_ROWS", 10**12)
+    one = default.model.predict_labels(features)
+    monkeypatch.setattr(offset_cluster, "TORCH_THREADS_MIN_ROWS", 1)
+    torch.set_num_threads(2)
+    np.testing.assert_array_equal(default.model.predict_labels(features), one)
+
+
 def test_one_torch_thread_restores_the_setting():
     before = torch.get_num_threads()
     with offset_cluster.one_torch_thread():

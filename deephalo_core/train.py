@@ -222,21 +222,6 @@ def pack(order, sizes, batch_points: int, max_points: int) -> list[list[int]]:
     return steps
 
 
-def collate(parts: list[dict]) -> dict:
-    """One batch from several halos' prepared tensors: rows concatenated, and each halo's static
-    neighbour indices ("nbr") shifted to its rows, so the halos stay disjoint graphs."""
-    if len(parts) == 1:
-        return parts[0]
-    import torch
-
-    out, offset = {key: [] for key in parts[0]}, 0
-    for part in parts:
-        for key, value in part.items():
-            out[key].append(value + offset if key == "nbr" else value)
-        offset += len(part["x"])
-    return {key: torch.cat(values) for key, values in out.items()}
-
-
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
     """A uniformly random 3x3 orthogonal matrix (rotation, reflected half the time)."""
     q, r = np.linalg.qr(rng.normal(size=(3, 3)))
@@ -280,18 +265,17 @@ def validate(model, samples, device, max_points: int, seed: int, min_particles: 
     from deephalo_core.metrics import halo_metrics, mean_metrics
 
     model.eval()
-    losses, cuts = [], []
+    losses, every, big_enough = [], [], []
     with torch.no_grad():
         for s in samples:
             rng = np.random.default_rng(seed + s.group_id)
             cut = s.take(subsample(s.labels, max_points, rng))
             batch = {k: v.to(device) for k, v in model.prepare(cut.features, cut.labels, rng).items()}
             losses.append(model.loss(batch)[0].item())
+            every.append(cut)
             if len(s.labels) >= min_particles:
-                cuts.append(cut)
-        if not cuts:  # no val halo is big enough: score them all rather than none
-            cuts = [s.take(subsample(s.labels, max_points, np.random.default_rng(seed + s.group_id)))
-                    for s in samples]
+                big_enough.append(cut)
+        cuts = big_enough or every  # no val halo is big enough: score them all rather than none
         if hasattr(model, "calibrate"):
             outputs = [model.outputs(c.features) for c in cuts]
             model.calibrate(outputs, [c.labels for c in cuts], size_weights([len(c.labels) for c in cuts]))
@@ -311,7 +295,7 @@ def train(args) -> int:
     from tqdm import tqdm
 
     from deephalo_core.dataset import crop, load_many, subsample
-    from deephalo_core.models import build_model, checkpoint_dict
+    from deephalo_core.models import build_model, checkpoint_dict, collate
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -376,7 +360,7 @@ def train(args) -> int:
             t0 = time.perf_counter()
             rng = np.random.default_rng([cfg["seed"], epoch])
             order = rng.permutation(len(train_samples))
-            steps = pack(order, [len(s.labels) for s in train_samples], cfg.get("batch_points", 0), cfg["max_points"])
+            steps = pack(order, sizes, cfg.get("batch_points", 0), cfg["max_points"])
             per_rank = math.ceil(len(steps) / world)
             mine = [steps[(rank + world * i) % len(steps)] for i in range(per_rank)]
             losses = []

@@ -4,7 +4,8 @@ import torch
 
 from deephalo_core.dataset import Sample
 from deephalo_core.models.offset_cluster import OffsetClusterModel
-from deephalo_core.train import augment, collate, pack, random_rotation
+from deephalo_core.models import collate
+from deephalo_core.train import augment, pack, random_rotation
 
 
 def test_pack_fills_steps_up_to_the_point_budget():

@@ -32,6 +32,21 @@ def relabel_by_size(labels: np.ndarray, primary: int | None = 0) -> np.ndarray:
     return out
 
 
+def collate(parts: list[dict]) -> dict:
+    """One batch from several halos' prepared tensors (`model.prepare`): rows concatenated, and each
+    halo's static neighbour indices ("nbr") shifted to its rows, so the halos stay disjoint graphs."""
+    if len(parts) == 1:
+        return parts[0]
+    import torch
+
+    out, offset = {key: [] for key in parts[0]}, 0
+    for part in parts:
+        for key, value in part.items():
+            out[key].append(value + offset if key == "nbr" else value)
+        offset += len(part["x"])
+    return {key: torch.cat(values) for key, values in out.items()}
+
+
 def model_names() -> list[str]:
     return ["offset-cluster", "seed"]
 

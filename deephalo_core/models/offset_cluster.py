@@ -40,7 +40,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from torch import nn
 
-from deephalo_core.models import relabel_by_size
+from deephalo_core.models import collate, relabel_by_size
 
 FUZZ, PRIMARY, SUBHALO = 0, 1, 2  # semantic classes
 EPS_GRID = (0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
@@ -377,8 +377,8 @@ class OffsetClusterModel(nn.Module):
         device = self.class_weights.device
         sizes = [len(batch["x"]) for _, batch in pending]
         starts = np.cumsum([0] + sizes[:-1])
-        x = torch.cat([batch["x"] for _, batch in pending]).to(device)
-        nbr = torch.cat([batch["nbr"] + int(s) for (_, batch), s in zip(pending, starts)]).to(device)
+        joined = collate([batch for _, batch in pending])
+        x, nbr = joined["x"].to(device), joined["nbr"].to(device)
         # small operators on one thread (see one_torch_thread); a large halo's matrix products
         # are long enough that every core pays (0.96 s -> 0.57 s for 134,657 rows on 2 cores)
         single = device.type == "cpu" and len(x) < TORCH_THREADS_MIN_ROWS

@@ -21,14 +21,13 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 
 from bench_compare_browser import breakdown, server_timings  # noqa: E402
-from browser_helpers import READY, launch_chromium, make_embedded, serve_app, wait_drawn_at  # noqa: E402
+from browser_helpers import READY, bench_snapshot, launch_chromium, serve_app, wait_drawn_at  # noqa: E402
 
 TIMEOUT_S = 600
 TARGETS = {"cold": 3.0, "cached": 1.0, "after restart": 1.0}
@@ -64,22 +63,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
 
-    from deephalo_core import paths
     from deephalo_core.data import open_simulation
 
-    home = Path(tempfile.mkdtemp(prefix="deephalo-bench-browser-"))
-    env = dict(os.environ, DEEPHALO_HOME=str(home))
-    if args.data:
-        snapshot = Path(args.data).resolve()
-        source = f"source=tng&path={snapshot}"
-    else:
-        env["DEEPHALO_EMBEDDED_GROUPS"] = env.get("DEEPHALO_EMBEDDED_GROUPS", "150")
-        made = paths.data_home() / f"synthetic-seed{paths.EMBEDDED_SEED}-groups{env['DEEPHALO_EMBEDDED_GROUPS']}"
-        if (made / ".complete").exists():  # the usual data home has it: share it (it is only read)
-            (home / made.name).symlink_to(made)
-        else:
-            print("making the embedded snapshot in a fresh data home ...", flush=True)
-        snapshot, source = make_embedded(env), "source=embedded"
+    home, env, snapshot, source = bench_snapshot(args.data, "deephalo-bench-browser-")
     halos = open_simulation(snapshot).halos.sort_values("n_particles")
     group = args.halo if args.halo is not None else int(halos["group_id"].iloc[-1])
     if group not in set(halos["group_id"]):

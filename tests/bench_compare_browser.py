@@ -18,13 +18,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 
-from browser_helpers import (READY, launch_chromium, make_embedded, serve_app,  # noqa: E402
+from browser_helpers import (READY, bench_snapshot, launch_chromium, serve_app,  # noqa: E402
                              wait_drawn_at, wait_views_drawn)
 
 TIMEOUT_S = 600
@@ -75,14 +74,7 @@ def main(argv=None) -> int:
 
     from deephalo_core.data import open_simulation
 
-    home = Path(tempfile.mkdtemp(prefix="deephalo-bench-"))
-    env = dict(os.environ, DEEPHALO_HOME=str(home))
-    if args.snapshot:
-        snapshot, source = Path(args.snapshot).resolve(), f"source=tng&path={Path(args.snapshot).resolve()}"
-    else:
-        env["DEEPHALO_EMBEDDED_GROUPS"] = env.get("DEEPHALO_EMBEDDED_GROUPS", "150")
-        print("making the embedded snapshot in a fresh data home ...", flush=True)
-        snapshot, source = make_embedded(env), "source=embedded"
+    home, env, snapshot, source = bench_snapshot(args.snapshot, "deephalo-bench-")
     halos = open_simulation(snapshot).halos.sort_values("n_particles")
     largest, small = halos.iloc[-1], halos.iloc[len(halos) // 2]
     big, n_big = int(largest.group_id), int(largest.n_particles)

@@ -44,6 +44,30 @@ def make_embedded(env: dict) -> Path:
     return Path(made.stdout.strip().splitlines()[-1])
 
 
+def bench_snapshot(data: str | None, prefix: str) -> tuple[Path, dict, Path, str]:
+    """(fresh data home, server env, snapshot, the link's source parameters) for a browser benchmark.
+
+    The home is fresh, so no prediction is on disk yet. Without `data` the snapshot is the embedded
+    synthetic one (150 groups): shared from the usual data home when it is there (it is only read),
+    else made in the fresh home first (about a minute)."""
+    import tempfile
+
+    from deephalo_core import paths
+
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    env = dict(os.environ, DEEPHALO_HOME=str(home))
+    if data:
+        snapshot = Path(data).resolve()
+        return home, env, snapshot, f"source=tng&path={snapshot}"
+    env["DEEPHALO_EMBEDDED_GROUPS"] = env.get("DEEPHALO_EMBEDDED_GROUPS", "150")
+    made = paths.data_home() / f"synthetic-seed{paths.EMBEDDED_SEED}-groups{env['DEEPHALO_EMBEDDED_GROUPS']}"
+    if (made / ".complete").exists():
+        (home / made.name).symlink_to(made)
+    else:
+        print("making the embedded snapshot in a fresh data home ...", flush=True)
+    return home, env, make_embedded(env), "source=embedded"
+
+
 @contextmanager
 def serve_app(env: dict, log_path: Path, start_timeout_s: float = 60):
     """Run `streamlit run explorer_app.py` on a free localhost port; yield (url, server process)."""

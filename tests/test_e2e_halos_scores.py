@@ -31,9 +31,13 @@ def table_rows(page) -> tuple[list[str], list[list[str]]]:
 
 
 def scored_rows(page, first_ari=None):
-    """(headers, rows) once the table's first row has an ARI (equal to `first_ari` when given)."""
+    """(headers, rows) once every row drawn has an ARI (the first equal to `first_ari` when given).
+
+    Every row, not just the first: the caption saying all halos are scored reaches the browser
+    before the table of the same run, so for a moment the table drawn is the previous poll's, with
+    the largest halos scored and the rest still empty."""
     headers, rows = table_rows(page)
-    if not rows or "ARI" not in headers or not rows[0][headers.index("ARI")]:
+    if not rows or "ARI" not in headers or not all(row[headers.index("ARI")] for row in rows):
         return None
     if first_ari is not None and abs(float(rows[0][headers.index("ARI")]) - first_ari) > 1e-6:
         return None

@@ -13,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from deephalo_core import paths, runs, sources
+from deephalo_core.data import simulation
 from deephalo_core.errors import DataError
 
 # source kinds that name their own data; the others need a typed path
@@ -55,7 +56,9 @@ def adopt_url_once() -> None:
 
 @st.cache_resource(show_spinner="Opening the snapshot ...", max_entries=4)
 def _open(kind: str, typed: str, snap: int | None, mtime: float):
-    return sources.open_source(kind, typed or None, snap=snap)
+    sim = sources.open_source(kind, typed or None, snap=snap)
+    simulation.warm_up_in_background(sim)  # the first large halo then loads without the wait
+    return sim
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

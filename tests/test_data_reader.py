@@ -343,3 +343,30 @@ def test_unwrap_numpy_and_numba_paths_agree(monkeypatch):
     np.testing.assert_array_equal(small, large)
     assert np.abs(small - center).max() < box / 2
     assert small[:, 0].max() > box and small[:, 1].min() < 0  # moved out of [0, box) where needed
+
+
+def test_unwrap_kernel_warms_up_only_where_a_halo_needs_it(monkeypatch):
+    """The app loads the numba kernel in the background for a snapshot with a halo at or above
+    NUMBA_UNWRAP_MIN particles, and afterwards the load path uses it; smaller snapshots never start
+    it."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from deephalo_core.data import simulation
+
+    monkeypatch.setattr(simulation, "_unwrap_in_place", None)
+    small = SimpleNamespace(halos=pd.DataFrame({"n_particles": [50, simulation.NUMBA_UNWRAP_MIN - 1]}))
+    assert simulation.warm_up_in_background(small) is None
+    assert simulation._unwrap_in_place is None
+
+    large = SimpleNamespace(halos=pd.DataFrame({"n_particles": [50, simulation.NUMBA_UNWRAP_MIN]}))
+    thread = simulation.warm_up_in_background(large)
+    assert thread is not None
+    thread.join(timeout=120)
+    assert not thread.is_alive() and simulation._unwrap_in_place is not None
+    assert simulation.warm_up_in_background(large) is None  # already loaded: nothing to start
+    box, center = 100.0, np.array([99.0, 50.0, 50.0])
+    pos = np.array([[1.0, 50.0, 50.0], [98.0, 50.0, 50.0]])
+    monkeypatch.setattr(simulation, "NUMBA_UNWRAP_MIN", 1)
+    np.testing.assert_array_equal(simulation._unwrap(pos, center, box)[:, 0], [101.0, 98.0])

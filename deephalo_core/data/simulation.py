@@ -12,6 +12,7 @@ code (see `types.Halo`).
 A FoF group that Subfind left without subhalos loads normally with every label -1 (all fuzz);
 asking for its primary subhalo (`primary_subhalo`) is the error.
 """
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -352,6 +353,27 @@ def _unwrap(coords: np.ndarray, center: np.ndarray, box: float) -> np.ndarray:
 
 NUMBA_UNWRAP_MIN = 100_000
 _unwrap_in_place = None
+
+
+def _load_unwrap_kernel() -> None:
+    global _unwrap_in_place
+    from deephalo_core.data.periodic import unwrap_in_place
+
+    unwrap_in_place(np.zeros((1, 3)), np.zeros(3), 1.0)  # loads the compiled kernel from its cache
+    _unwrap_in_place = unwrap_in_place
+
+
+def warm_up_in_background(sim) -> threading.Thread | None:
+    """Load the numba unwrap kernel in a daemon thread when `sim` has a halo large enough to use it,
+    so the first such halo a user opens does not wait for it (~0.5 s of import and cache loading
+    in a fresh process). The thread, or None when no halo needs the kernel or it is loaded."""
+    if _unwrap_in_place is not None or not len(sim.halos):
+        return None
+    if int(sim.halos["n_particles"].max()) < NUMBA_UNWRAP_MIN:
+        return None
+    thread = threading.Thread(target=_load_unwrap_kernel, name="deephalo-unwrap-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def make_header(attrs, where, n_groups: int, n_subhalos: int, n_chunks: int, snap: int,

@@ -291,6 +291,6 @@ with plot_col:
     st.altair_chart(alt.Chart(smf).mark_line(point=True).encode(
         x=alt.X("x:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format=".0e"),
                   title="subhalo mass [Msun/h]"),
-        y=alt.Y("n_above:Q", scale=alt.Scale(type="log"), title="N(>m)"),
+        y=alt.Y("n_above:Q", scale=alt.Scale(type="log"), title="N(>m)", axis=alt.Axis(format="~s")),
         color=alt.Color("labels:N", title=None)), width="stretch")
 finish_timings()

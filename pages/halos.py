@@ -160,10 +160,12 @@ plot_left, plot_right = st.columns(2)
 with plot_left:
     st.markdown("**Halo mass function** (number of groups above M200)")
     hmf = viz.cumulative_counts(halos[mass_col].to_numpy())
+    # y labels as "1k": a long "1,000" pushes the axis title out of the chart
     st.altair_chart(alt.Chart(hmf).mark_line(point=True).encode(
         x=alt.X("x:Q", scale=alt.Scale(type="log"), axis=alt.Axis(format=".0e"),
                   title="M200 [Msun/h]"),
-        y=alt.Y("n_above:Q", scale=alt.Scale(type="log"), title="N(>M200)")), width="stretch")
+        y=alt.Y("n_above:Q", scale=alt.Scale(type="log"), title="N(>M200)",
+                  axis=alt.Axis(format="~s"))), width="stretch")
 with plot_right:
     st.markdown("**Subhalos per group**")
     counts = halos["n_subhalos"].to_numpy()

@@ -273,7 +273,9 @@ with table_col:
     true_map, pred_map = viz.matched_colour_maps(truth, pred, matches)
     table = matches.rename(columns={"true_rank": "GT rank", "true_size": "GT particles",
                                     "pred_rank": "pred rank", "pred_size": "pred particles", "iou": "IoU"})
-    styled = table.style.apply(swatch(true_map), subset=["GT rank"]).apply(swatch(pred_map), subset=["pred rank"])
+    styled = (table.style.apply(swatch(true_map), subset=["GT rank"]).apply(swatch(pred_map), subset=["pred rank"])
+              .format(lambda v: "—" if v < 0 else f"{v}", subset=["GT rank", "pred rank"])  # unmatched
+              .format(lambda v: "—" if v <= 0 else f"{v:,}", subset=["GT particles", "pred particles"]))
     st.dataframe(styled, hide_index=True, height=300, width="stretch", key=table_key(group_id),
                  on_select="rerun", selection_mode="single-row",
                  column_config={"IoU": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,

@@ -48,6 +48,10 @@ if not request:
     st.info("Choose models and a split, then press Evaluate. Results are cached per model, data and split.")
     st.stop()
 
+SIZES = {"all halos": None, "halos of ≥ 100 particles": "ge100", "halos of ≥ 1000 particles": "ge1000"}
+size = st.radio("Means over", list(SIZES), horizontal=True, key="eval_size",
+                help="Small halos are mostly one primary subhalo, which even all-primary gets right; "
+                     "the larger ones hold the satellites.")
 rows = []
 for spec in request[0]:
     try:
@@ -56,8 +60,8 @@ for spec in request[0]:
     except (DataError, FileNotFoundError) as err:
         st.error(f"{labels.get(spec, spec)}: {err}")
         continue
-    rows.append({"model": labels.get(spec, spec), **{k: result.get(k) for k in
-                 ["n_halos", "n_particles", *SCORES, "seconds"]}})
+    scores = result if SIZES[size] is None else result.get("by_size", {}).get(SIZES[size], {})
+    rows.append({"model": labels.get(spec, spec), **{k: scores.get(k) for k in ["n_halos", *SCORES, "seconds"]}})
 if not rows:
     st.stop()
 
@@ -68,4 +72,5 @@ long = table.melt("model", [s for s in SCORES if s in table], var_name="metric",
 st.altair_chart(alt.Chart(long).mark_bar().encode(
     x=alt.X("metric:N", title=None), xOffset="model:N", y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1])),
     color=alt.Color("model:N", title=None)), width="stretch")
-st.caption("Means over the halos of the split; seconds is the wall time of inference, graph building included.")
+st.caption(f"Means over the {size} of the split (n_halos of them); seconds is the wall time of inference per "
+           "halo, graph building included.")

@@ -243,6 +243,27 @@ def test_evaluate_page_scores_baselines(simulation):
     assert 0.0 <= table["pq"].item() <= 1.0
 
 
+def test_evaluate_page_means_over_the_large_halos(sample_dir):
+    """On the real sample (halos of every size), "Means over" switches the table to the halos of
+    >= 1000 particles: fewer halos, and all-primary's PQ drops there, where the satellites are."""
+    from deephalo_core.data import open_simulation
+
+    at = app("pages/evaluate.py", source="sample", model="all-primary")
+    at.multiselect(key="eval_models").set_value(["all-primary"])
+    at.selectbox(key="eval_split").set_value("all")
+    at.button[0].click().run()
+    everything = at.dataframe[0].value
+    at.radio(key="eval_size").set_value("halos of ≥ 1000 particles").run()
+    assert not at.exception, [e.value for e in at.exception]
+    large = at.dataframe[0].value
+    with open_simulation(sample_dir) as sim:  # the last output (z = 0), as the app opens it
+        halos = sim.halos[sim.halos["n_subhalos"] > 0]
+    assert everything["n_halos"].item() == len(halos)
+    assert large["n_halos"].item() == int((halos["n_particles"] >= 1000).sum())
+    assert large["pq"].item() < everything["pq"].item()
+    assert "halos of ≥ 1000 particles" in " ".join(c.value for c in at.caption)
+
+
 def test_train_page_watches_a_live_run_and_stops_it(simulation, home, tmp_path):
     import signal
     import sys

@@ -202,6 +202,22 @@ def halo_scores(method, sim) -> pd.DataFrame:
     return frame.sort_values("group_id", ignore_index=True)
 
 
+def worst_first(table: pd.DataFrame) -> pd.DataFrame:
+    """Halos with scores (columns ari, pq, n_particles; n_subhalos and fuzz_fraction when known),
+    the worst first: lowest ARI, then lowest PQ, the larger halo first among ties; unscored last.
+
+    Halos whose SUBFIND truth is a single label (one subhalo, no fuzz) come after the rest: ARI is 0
+    there as soon as one particle differs, so on a real snapshot dozens of small, nearly right
+    halos would otherwise open the list (their PQ still says how right they are)."""
+    one_label = pd.Series(False, index=table.index)
+    if {"n_subhalos", "fuzz_fraction"} <= set(table.columns):
+        one_label = (table["n_subhalos"] <= 1) & (table["fuzz_fraction"] <= 0)
+    keys = table.assign(_unscored=table["ari"].isna(), _one_label=one_label)
+    ordered = keys.sort_values(["_unscored", "_one_label", "ari", "pq", "n_particles"],
+                               ascending=[True, True, True, True, False], na_position="last", kind="stable")
+    return ordered.drop(columns=["_unscored", "_one_label"]).reset_index(drop=True)
+
+
 _RUNNING = weakref.WeakSet()  # started jobs, stopped and joined when the interpreter exits
 
 

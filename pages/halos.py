@@ -84,8 +84,7 @@ def scored_table():
         if ari_max < 1.0:
             table = table[table["ari"] <= ari_max]
     if state.get("worst_first") and "ari" in table:
-        return table.sort_values(["ari", "pq", "n_particles"], ascending=[True, True, False],
-                                 na_position="last", ignore_index=True)
+        return predictions.worst_first(table)
     return table.sort_values("n_particles", ascending=False, ignore_index=True)
 
 
@@ -123,7 +122,9 @@ def halo_table() -> None:
         filter_col, sort_col = st.columns([3, 1])
         filter_col.slider("ARI at most (halos without a score yet are hidden below 1)", -0.5, 1.0,
                           1.0, 0.01, key="filter_ari")
-        sort_col.toggle("Worst first", key="worst_first", help="sort by ARI, then PQ, lowest first")
+        sort_col.toggle("Worst first", key="worst_first",
+                        help="sort by ARI, then PQ, lowest first; halos that Subfind leaves as one "
+                             "subhalo with no fuzz come last, as ARI is 0 there once one particle differs")
     table = scored_table()
     st.caption(f"{len(table)} of {len(halos)} groups match. Click a row to select that halo for the "
                "Compare page; click a column header to sort.")

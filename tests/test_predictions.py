@@ -311,3 +311,25 @@ def test_process_exits_cleanly_while_a_precompute_runs(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_worst_first_puts_one_label_halos_and_unscored_ones_last():
+    """Lowest ARI first, then PQ, the larger halo first among ties; a halo SUBFIND leaves as one
+    subhalo without fuzz (ARI 0 once one particle differs) after every other scored halo; halos
+    without a score yet at the end."""
+    import pandas as pd
+
+    table = pd.DataFrame({
+        "group_id":      [0,    1,    2,    3,    4,    5,      6],
+        "n_particles":   [9000, 5000, 40,   4000, 60,   3000,   50],
+        "n_subhalos":    [12,   3,    1,    1,    1,    2,      1],
+        "fuzz_fraction": [0.02, 0.01, 0.0,  0.03, 0.0,  0.01,   0.0],
+        "ari":           [0.44, 0.80, 0.0,  0.50, -0.02, 0.80,  np.nan],
+        "pq":            [0.58, 0.90, 0.94, 0.90, 0.96, 0.70,   np.nan],
+    })
+    order = predictions.worst_first(table)["group_id"].tolist()
+    # 3 has one subhalo but fuzz too, so its ARI means something; 5 and 1 tie on ARI, PQ decides
+    assert order == [0, 3, 5, 1, 4, 2, 6]
+    assert list(predictions.worst_first(table).columns) == list(table.columns)
+    plain = predictions.worst_first(table.drop(columns=["fuzz_fraction"]))  # no fuzz column: ARI alone
+    assert plain["group_id"].tolist() == [4, 2, 0, 3, 5, 1, 6]

@@ -174,10 +174,13 @@ class PhaseConv(nn.Module):
 
     def forward(self, x: torch.Tensor, nbr: torch.Tensor) -> torch.Tensor:
         p = self.message(x)
-        # (N, k, H); index_select backpropagates with index_add_, far faster than p[nbr] on CPU
-        gathered = p.index_select(0, nbr.reshape(-1)).view(nbr.shape[0], nbr.shape[1], -1)
-        # max_j (P_j - P_i) = max_j P_j - P_i, likewise the mean
-        pooled = torch.cat([gathered.amax(dim=1) - p, gathered.mean(dim=1) - p], dim=1)
+        if torch.is_grad_enabled():
+            # (N, k, H); index_select backpropagates with index_add_, far faster than p[nbr] on CPU
+            gathered = p.index_select(0, nbr.reshape(-1)).view(nbr.shape[0], nbr.shape[1], -1)
+            # max_j (P_j - P_i) = max_j P_j - P_i, likewise the mean
+            pooled = torch.cat([gathered.amax(dim=1) - p, gathered.mean(dim=1) - p], dim=1)
+        else:  # nothing to backpropagate: the same numbers, gathered a chunk of rows at a time
+            pooled = pooled_messages(p, nbr)
         return F.silu(self.update(torch.cat([x, pooled], dim=1)))
 
 
@@ -284,18 +287,6 @@ class OffsetClusterModel(nn.Module):
         out = self.head(torch.cat(hs + [x], dim=1))
         return out[:, :3], out[:, 3:]
 
-    @torch.no_grad()
-    def infer(self, x: torch.Tensor, nbr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`forward` for inference: the same layers and the same numbers (tests hold it to that),
-        with each PhaseConv's neighbour gather done in row chunks (`pooled_messages`)."""
-        hs, h = [], x
-        for conv in self.convs:
-            pooled = pooled_messages(conv.message(h), nbr)
-            h = F.silu(conv.update(torch.cat([h, pooled], dim=1)))
-            hs.append(h)
-        out = self.head(torch.cat(hs + [x], dim=1))
-        return out[:, :3], out[:, 3:]
-
     def prepare(self, features: np.ndarray, labels: np.ndarray | None = None, rng=None) -> dict:
         x = np.asarray(features, dtype=np.float32)
         coords = graph_coords(x, self.config["vel_weight"])
@@ -383,7 +374,7 @@ class OffsetClusterModel(nn.Module):
         # are long enough that every core pays (0.96 s -> 0.57 s for 134,657 rows on 2 cores)
         single = device.type == "cpu" and len(x) < TORCH_THREADS_MIN_ROWS
         with one_torch_thread() if single else contextlib.nullcontext():
-            logits, offset = self.infer(x, nbr)
+            logits, offset = self(x, nbr)  # without grad: PhaseConv gathers in row chunks
         logits, offset = logits.cpu().numpy(), offset.cpu().numpy()
         return [(graph_coords(features, self.config["vel_weight"]), logits[s:s + n], offset[s:s + n])
                 for (features, _), s, n in zip(pending, starts, sizes)]

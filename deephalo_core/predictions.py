@@ -94,10 +94,14 @@ def source_key(sim) -> str:
     return key
 
 
+def _where(method, sim) -> Path:
+    return paths.cache_dir() / "predictions" / model_key(method) / source_key(sim)
+
+
 def folder(method, sim) -> Path:
     """Where one method's predictions for one data source live (made on first use, with a small
     JSON note of what they are)."""
-    where = paths.cache_dir() / "predictions" / model_key(method) / source_key(sim)
+    where = _where(method, sim)
     note = where / "about.json"
     if not note.exists():
         write_json(note, {"method": method.name,
@@ -183,7 +187,7 @@ def get_or_predict(method, sim, group_id: int, halo=None) -> tuple[np.ndarray, f
 def halo_scores(method, sim) -> pd.DataFrame:
     """group_id, ari, pq, n_found, n_expected of every halo whose prediction is on disk (an empty
     frame with these columns when there is none). Files read once per process, then remembered."""
-    where = paths.cache_dir() / "predictions" / model_key(method) / source_key(sim)
+    where = _where(method, sim)  # only read: the folder is not made here
     try:
         names = [e.name for e in os.scandir(where) if _FILE.fullmatch(e.name)]
     except FileNotFoundError:

@@ -337,12 +337,11 @@ def _unwrap(coords: np.ndarray, center: np.ndarray, box: float) -> np.ndarray:
     Halos below NUMBA_UNWRAP_MIN take NumPy's few passes (a millisecond or two); larger ones the
     one-pass numba kernel, whose import and compilation (~0.6 s of CPU once per process) only pays
     off there: a whole-snapshot pass over a small box never loads it."""
-    global _unwrap_in_place
     pos = np.ascontiguousarray(coords, dtype=np.float64)
     center = np.asarray(center, dtype=np.float64)
     if len(pos) >= NUMBA_UNWRAP_MIN:
         if _unwrap_in_place is None:  # numba loads on first use, not with the data layer
-            from deephalo_core.data.periodic import unwrap_in_place as _unwrap_in_place
+            _load_unwrap_kernel()
         _unwrap_in_place(pos, center, float(box))
     elif len(pos):
         shift = np.round((pos - center) / box)  # -1, 0 or 1 box per axis; exact where 0
@@ -356,6 +355,7 @@ _unwrap_in_place = None
 
 
 def _load_unwrap_kernel() -> None:
+    """Import the numba kernel (the one place that does) and load its compiled code."""
     global _unwrap_in_place
     from deephalo_core.data.periodic import unwrap_in_place
 

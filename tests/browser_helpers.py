@@ -182,16 +182,24 @@ def views_drawn(page, group: int | None = None, previous: str | None = None) -> 
     return fractions if min(fractions) > 0.002 else None
 
 
+def poll_until(condition, what, timeout_s: float, poll_s: float = 0.05):
+    """The first truthy value of condition(), asked every poll_s seconds; after timeout_s an
+    AssertionError saying `what` (a string, or a function giving it then, for the state at the end)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(poll_s)
+    raise AssertionError(what() if callable(what) else what)
+
+
 def wait_views_drawn(page, timeout_s: float, group: int | None = None, previous: str | None = None,
                      poll_s: float = 0.05) -> list[float]:
     """Wait for every view to show drawn points (see `views_drawn`); return their drawn fractions."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        fractions = views_drawn(page, group, previous)
-        if fractions is not None:
-            return fractions
-        time.sleep(poll_s)
-    raise AssertionError(f"the 3D views were not drawn within {timeout_s:.0f} s (view: {view_state(page)})")
+    return poll_until(lambda: views_drawn(page, group, previous),
+                      lambda: f"the 3D views were not drawn within {timeout_s:.0f} s (view: {view_state(page)})",
+                      timeout_s, poll_s)
 
 
 def wait_drawn_at(page, timeout_s: float, group: int, after_ms: float) -> dict:

@@ -10,13 +10,12 @@ Needs Debian's chromium at /usr/bin/chromium; without it this test fails, it is 
 import io
 import json
 import os
-import time
 
 import numpy as np
 import pytest
 
-from browser_helpers import (READY, VIEW, camera, launch_chromium, make_embedded, panel_shots, require_chromium,
-                             serve_app, view_state, wait_views_drawn)
+from browser_helpers import (READY, VIEW, camera, launch_chromium, make_embedded, panel_shots, poll_until,
+                             require_chromium, serve_app, view_state, wait_views_drawn)
 
 TIMEOUT_S = 240
 
@@ -56,14 +55,12 @@ def changed(before: bytes, after: bytes) -> float:
     return float(np.mean(np.abs(a - b).sum(axis=-1) > 30))
 
 
-def wait_for(page, condition, what: str, timeout_s: float = 30):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def wait_for(page, condition, what: str, timeout_s: float = 30) -> dict:
+    """The view's state once `condition(state)` holds."""
+    def met():
         state = view_state(page)
-        if condition(state):
-            return state
-        page.wait_for_timeout(50)
-    raise AssertionError(f"{what}: not within {timeout_s} s (view: {view_state(page)})")
+        return state if condition(state) else None
+    return poll_until(met, lambda: f"{what}: not within {timeout_s} s (view: {view_state(page)})", timeout_s)
 
 
 def panel_centre(page, panel: int) -> tuple[float, float]:

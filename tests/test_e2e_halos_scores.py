@@ -7,12 +7,11 @@ home, so every prediction is made by the page's background job. Needs Debian's c
 /usr/bin/chromium; without it this test fails, it is never skipped.
 """
 import os
-import time
 
 import numpy as np
 import pytest
 
-from browser_helpers import READY, launch_chromium, require_chromium, serve_app
+from browser_helpers import READY, launch_chromium, poll_until, require_chromium, serve_app
 
 TIMEOUT_S = 300
 SCORE_HEADERS = ("ARI", "PQ", "subhalos found", "subhalos expected")
@@ -44,14 +43,8 @@ def scored_rows(page, first_ari=None):
     return headers, rows
 
 
-def wait_for(condition, what: str, timeout_s: float = TIMEOUT_S, poll_s: float = 0.2):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(poll_s)
-    raise AssertionError(what)
+def wait_for(condition, what: str, timeout_s: float = TIMEOUT_S):
+    return poll_until(condition, what, timeout_s, poll_s=0.2)
 
 
 @pytest.fixture(scope="module")
